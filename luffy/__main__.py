@@ -1,0 +1,3 @@
+from luffy.cli import app
+
+app(prog_name="luffy")

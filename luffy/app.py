@@ -1,0 +1,94 @@
+"""The Litestar application factory: plugins, controllers, lifespan and the contract's errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from luffy import __version__
+from luffy.cache import CACHE_STORE, make_cache_store, make_redis
+from luffy.db import make_sqlalchemy_config
+from luffy.health import HealthController
+from luffy.responses import exception_handlers
+from luffy.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+logger = logging.getLogger("luffy")
+
+
+def _lifespan(settings: Settings):
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from luffy.tasks.broker import BROKERS
+
+        app.state.redis = make_redis(settings) if settings.redis_url else None
+        for broker in BROKERS.values():
+            await broker.startup()
+        logger.info(
+            "luffy %s up: database %s, %s",
+            __version__,
+            "PostgreSQL" if settings.is_postgres else "SQLite",
+            "embedded tasks and cache" if settings.is_embedded else "Redis broker and cache",
+        )
+        try:
+            yield
+        finally:
+            for broker in BROKERS.values():
+                await broker.shutdown()
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    sqlalchemy_config = make_sqlalchemy_config(settings)
+    settings.media_root.mkdir(parents=True, exist_ok=True)
+
+    api = Router(path=API_PREFIX, route_handlers=[])
+    media = create_static_files_router(
+        path=settings.media_prefix.rstrip("/"),
+        directories=[settings.media_root],
+        include_in_schema=False,
+        name="media",
+    )
+    return Litestar(
+        route_handlers=[HealthController, api, media],
+        plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
+        dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
+        stores={CACHE_STORE: make_cache_store(settings)},
+        state=State({"settings": settings, "sqlalchemy_config": sqlalchemy_config}),
+        lifespan=[_lifespan(settings)],
+        exception_handlers=exception_handlers,
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+            max_age=600,
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Luffy API",
+            version=__version__,
+            description="The Luffy online course platform: catalogue, banners, SMS login, flash sales.",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+        ),
+        logging_config=LoggingConfig(
+            root={"level": settings.log_level, "handlers": ["queue_listener"]},
+            log_exceptions="never",
+            disable_stack_trace={404, 405, 400, 401, 403, 429},
+        ),
+    )

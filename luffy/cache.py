@@ -1,0 +1,35 @@
+"""The cache and limits store: Redis in production, a file store in the data dir when embedded.
+
+The file store is shared by every ``luffy`` process on the machine, so ``luffy cache
+refresh-banner`` run from a shell changes what a running ``luffy serve`` answers.
+"""
+
+from __future__ import annotations
+
+from litestar.stores.base import Store
+from litestar.stores.file import FileStore
+from litestar.stores.redis import RedisStore
+from redis.asyncio import Redis
+
+from luffy.settings import Settings
+
+CACHE_STORE = "cache"
+
+
+def make_redis(settings: Settings, *, decode_responses: bool = False) -> Redis:
+    """A Redis client that fails fast, so an unreachable server degrades a request instead of hanging it."""
+    assert settings.redis_url is not None
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        health_check_interval=30,
+        decode_responses=decode_responses,
+    )
+
+
+def make_cache_store(settings: Settings) -> Store:
+    if settings.redis_url is None:
+        return FileStore(settings.data_dir / "cache", create_directories=True)
+    # No namespace: keys are the contract's own (``home_banner_list``, ``send_sms_code_<mobile>``).
+    return RedisStore(make_redis(settings), namespace=None, handle_client_shutdown=True)

@@ -1,0 +1,188 @@
+"""The ``luffy`` command: migrations, seeding, serving, workers, scheduler and operator tools."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from luffy.settings import Settings, SettingsError, get_settings
+
+app = typer.Typer(
+    name="luffy",
+    help="Operate Luffy: migrate and seed the database, run the API, task workers and scheduler.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations (Alembic, through advanced-alchemy).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+@app.callback()
+def main() -> None:
+    """Every command starts by validating the configuration, so a bad value stops it at once."""
+    try:
+        get_settings()
+    except SettingsError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(factory())
+
+
+def _alembic() -> Any:
+    from advanced_alchemy.alembic.commands import AlembicCommands
+
+    from luffy.db import make_sqlalchemy_config
+
+    return AlembicCommands(sqlalchemy_config=make_sqlalchemy_config(settings()))
+
+
+# --- db ------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    _alembic().upgrade(revision=revision)
+    console.print(f"database upgraded to [bold]{revision}[/bold]")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")]) -> None:
+    """Revert migrations down to REVISION ([bold]base[/bold] empties the schema)."""
+    _alembic().downgrade(revision=revision)
+    console.print(f"database downgraded to [bold]{revision}[/bold]")
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the revision changes.")],
+    autogenerate: Annotated[bool, typer.Option(help="Diff the models against the database.")] = False,
+) -> None:
+    """Create a new migration script in db/versions."""
+    _alembic().revision(message=message, autogenerate=autogenerate)
+
+
+@db_app.command("current")
+def db_current(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Show the revision the database is at."""
+    _alembic().current(verbose=verbose)
+
+
+@db_app.command("history")
+def db_history(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """List the migrations, newest first."""
+    _alembic().history(verbose=verbose)
+
+
+@db_app.command("stamp")
+def db_stamp(revision: Annotated[str, typer.Argument(help="Revision to record, e.g. head.")]) -> None:
+    """Record REVISION as applied without running it (to adopt an existing Luffy database)."""
+    _alembic().stamp(revision=revision)
+    console.print(f"database stamped at [bold]{revision}[/bold]")
+
+
+# --- seed ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def seed(
+    demo: Annotated[
+        int | None,
+        typer.Option(min=1, max=1_000_000, help="Also add a synthetic catalogue of N courses (for benchmarks)."),
+    ] = None,
+    random_seed: Annotated[int, typer.Option(help="Seed of the synthetic catalogue's generator.")] = 42,
+) -> None:
+    """Load the original Luffy rows and banners (idempotent), copy their media; optionally a demo catalogue."""
+    from luffy.db import make_sqlalchemy_config, session_scope
+    from luffy.seed import count_rows, load_demo, load_seed
+
+    current = settings()
+    config = make_sqlalchemy_config(current)
+
+    async def work() -> dict[str, int]:
+        try:
+            async with session_scope(config) as session:
+                report = await load_seed(session, current.media_root)
+            console.print(
+                f"seed rows upserted: {sum(report.rows_by_table.values())} in {len(report.rows_by_table)} tables; "
+                f"{report.media_files} media files copied to {current.media_root}"
+            )
+            if demo:
+                with Progress(
+                    TextColumn("{task.description:<22}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=console,
+                ) as bar:
+                    total = demo * (1 + 5 + 20) + 120
+                    task = bar.add_task("demo catalogue", total=total)
+                    async with session_scope(config) as session:
+                        await load_demo(
+                            session,
+                            demo,
+                            random_seed,
+                            lambda table, n: bar.update(task, advance=n, description=table),
+                        )
+                    bar.update(task, completed=total, description="demo catalogue")
+            async with session_scope(config) as session:
+                return await count_rows(session)
+        finally:
+            await config.get_engine().dispose()
+
+    counts = run_async(work)
+    table = Table("table", "rows", title="rows in the database")
+    for name, rows in counts.items():
+        table.add_row(name, str(rows))
+    console.print(table)
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Serve the API with Granian. Embedded mode runs tasks and the scheduler inside this process."""
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    current = settings()
+    if workers > 1 and current.is_embedded:
+        err_console.print(
+            "[yellow]note:[/yellow] embedded mode runs tasks in-process; with several workers each has its own "
+            "task queue. Set LUFFY_REDIS_URL for a shared broker."
+        )
+    console.print(f"Luffy API on http://{host}:{port}  (OpenAPI: /schema, health: /health)")
+    Server(
+        "luffy.asgi:app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        reload=reload,
+        log_access=False,
+        respawn_failed_workers=True,
+    ).serve()

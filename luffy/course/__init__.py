@@ -1,0 +1,1 @@
+"""The course catalogue: teachers, categories, courses, chapters and sections."""

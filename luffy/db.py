@@ -1,0 +1,114 @@
+"""Database plumbing shared by the API, the task workers and the CLI.
+
+``LuffyBase`` carries the original Django ``BaseModel`` columns, so the tables of an existing
+Luffy database can be served as they are.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from advanced_alchemy.base import BasicAttributes, orm_registry
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from advanced_alchemy.types import BigIntIdentity, DateTimeUTC
+from sqlalchemy import Boolean, Integer, event, text
+from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncEngine, AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from luffy.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "db"
+VERSION_TABLE = "luffy_alembic_version"
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Base(BasicAttributes, AsyncAttrs, DeclarativeBase):
+    """Declarative base on advanced-alchemy's registry (its Alembic env reads that metadata)."""
+
+    registry = orm_registry
+    __abstract__ = True
+
+
+class IdMixin:
+    id: Mapped[int] = mapped_column(BigIntIdentity, primary_key=True, autoincrement=True, sort_order=-10)
+
+
+class LuffyBase(IdMixin, Base):
+    """The original project's abstract ``BaseModel``: display order, visibility, soft delete, times."""
+
+    __abstract__ = True
+
+    orders: Mapped[int] = mapped_column(Integer, default=0)
+    is_show: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_delete: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_time: Mapped[datetime.datetime] = mapped_column(DateTimeUTC, default=utcnow)
+    updated_time: Mapped[datetime.datetime] = mapped_column(DateTimeUTC, default=utcnow, onupdate=utcnow)
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    # WAL lets the API, the CLI and in-process tasks read while one of them writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    """One config for app, tasks and CLI; it also drives Alembic (``db/``)."""
+    if settings.is_postgres:
+        engine_config = EngineConfig(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=False,
+            echo=settings.db_echo,
+        )
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine_config = EngineConfig(echo=settings.db_echo)
+    config = SQLAlchemyAsyncConfig(
+        connection_string=settings.database_url,
+        engine_config=engine_config,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        alembic_config=AlembicAsyncConfig(
+            script_location=str(MIGRATIONS_DIR),
+            version_table_name=VERSION_TABLE,
+            render_as_batch=True,
+            compare_type=True,
+            user_module_prefix="",
+        ),
+        before_send_handler="autocommit",
+        create_all=False,
+    )
+    if not settings.is_postgres:
+        event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
+    return config
+
+
+@asynccontextmanager
+async def session_scope(config: SQLAlchemyAsyncConfig) -> AsyncIterator[AsyncSession]:
+    """A session outside a request (CLI, tasks): committed on success, rolled back on error."""
+    async with config.get_session() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))

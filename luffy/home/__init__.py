@@ -1,0 +1,1 @@
+"""The home page: banners, served from the cache."""

@@ -1,0 +1,23 @@
+"""Every table, imported in one place for Alembic and for ``metadata``-wide operations."""
+
+from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
+from luffy.db import Base
+from luffy.home.models import Banner
+from luffy.seckill.models import Order, SeckillGoods
+from luffy.user.models import SmsLog, User
+
+metadata = Base.metadata
+
+__all__ = [
+    "Banner",
+    "Course",
+    "CourseCategory",
+    "CourseChapter",
+    "CourseSection",
+    "Order",
+    "SeckillGoods",
+    "SmsLog",
+    "Teacher",
+    "User",
+    "metadata",
+]

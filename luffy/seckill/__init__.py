@@ -1,0 +1,1 @@
+"""Flash sales: goods with a stock and a sale window, and the orders they become."""

@@ -1,0 +1,1 @@
+"""Background work on TaskIQ: brokers per queue, the scheduler and the task functions."""

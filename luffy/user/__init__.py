@@ -1,0 +1,1 @@
+"""Users, SMS verification codes and mobile login."""

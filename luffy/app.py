@@ -22,6 +22,7 @@ from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.responses import exception_handlers
 from luffy.settings import Settings, get_settings
+from luffy.user.auth import make_jwt_auth
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger("luffy")
@@ -64,12 +65,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         include_in_schema=False,
         name="media",
     )
+    jwt_auth = make_jwt_auth(settings)
     return Litestar(
         route_handlers=[HealthController, api, media],
+        on_app_init=[jwt_auth.on_app_init],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         stores={CACHE_STORE: make_cache_store(settings)},
-        state=State({"settings": settings, "sqlalchemy_config": sqlalchemy_config}),
+        state=State({"settings": settings, "sqlalchemy_config": sqlalchemy_config, "jwt_auth": jwt_auth}),
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers,
         cors_config=CORSConfig(

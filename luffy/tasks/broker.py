@@ -7,9 +7,7 @@ redelivered) and the Redis result backend. Embedded: in-process brokers, so task
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from taskiq import AsyncBroker, Context, InMemoryBroker, SmartRetryMiddleware, TaskiqDepends, TaskiqEvents
+from taskiq import AsyncBroker, InMemoryBroker, SmartRetryMiddleware, TaskiqEvents
 from taskiq.state import TaskiqState
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
@@ -64,10 +62,6 @@ async def _close_resources(state: TaskiqState) -> None:
     config = getattr(state, "sqlalchemy_config", None)
     if config is not None:
         await config.get_engine().dispose()
-
-
-def settings_dependency(context: Annotated[Context, TaskiqDepends()]) -> Settings:
-    return context.state.settings
 
 
 _settings = get_settings()

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 
 from luffy import __version__
 from luffy.cache import CACHE_STORE, make_cache_store, make_redis
+from luffy.course.controllers import CourseController
 from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.responses import exception_handlers
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[])
+    api = Router(path=API_PREFIX, route_handlers=[CourseController])
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],

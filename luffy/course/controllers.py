@@ -1,0 +1,157 @@
+"""``/api/v1/course/...``: categories, course pages, a course, its chapters (thin: parse, call, shape)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import FromPath, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from luffy.course.schemas import CategoryList, ChapterItem, CourseDetail, CoursePage
+from luffy.course.services import (
+    MAX_ID,
+    SEARCH_MAX_LENGTH,
+    CourseCatalogue,
+    CoursePageResult,
+    CourseQuery,
+    OrderingError,
+    PageNotFound,
+    clamp_page_size,
+    parse_ordering,
+)
+from luffy.settings import Settings
+
+COURSE_NOT_FOUND = "课程不存在"
+PAGE_NOT_FOUND = "无效页面"
+NO_NUL = r"^[^\x00]*$"
+
+
+def provide_catalogue(
+    db_session: NamedDependency[AsyncSession], settings: NamedDependency[Settings]
+) -> CourseCatalogue:
+    return CourseCatalogue(db_session, settings)
+
+
+def provide_course_query(
+    course_category: Annotated[
+        int | None, QueryParameter(ge=1, le=MAX_ID, description="Only this category's courses.")
+    ] = None,
+    ordering: Annotated[
+        str | None,
+        QueryParameter(
+            description="Comma-separated fields among orders, price, students, id; '-' for descending. "
+            "Default orders; ties are broken by id.",
+            max_length=200,
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        QueryParameter(
+            description="Case-insensitive substring of the course name (% and _ match themselves).",
+            max_length=SEARCH_MAX_LENGTH,
+            pattern=NO_NUL,
+        ),
+    ] = None,
+    page: Annotated[int, QueryParameter(ge=1, description="1-based page number; past the last page is a 404.")] = 1,
+    page_size: Annotated[
+        int | None, QueryParameter(ge=1, description="Courses per page, default 10; above 50 is clamped to 50.")
+    ] = None,
+    size: Annotated[
+        int | None, QueryParameter(ge=1, description="Alias of page_size (the original front end's).")
+    ] = None,
+) -> CourseQuery:
+    try:
+        order_keys = parse_ordering(ordering)
+    except OrderingError as exc:
+        raise ValidationException(detail=str(exc), extra=[{"key": "ordering", "message": str(exc)}]) from None
+    return CourseQuery(
+        category_id=course_category,
+        search=search.strip() if search else None,
+        ordering=order_keys,
+        page=page,
+        page_size=clamp_page_size(page_size if page_size is not None else size),
+    )
+
+
+def _page_url(request: Request[Any, Any, Any], page: int) -> str:
+    """The request's absolute URL with only ``page`` changed (removed for page 1, as DRF does)."""
+    query = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    params = [(key, value) for key, value in query if key != "page"]
+    if page > 1:
+        params.append(("page", str(page)))
+    # Litestar's router strips the trailing slash from ``path``; the link keeps the path as requested.
+    raw_path: bytes | None = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1").partition("?")[0] if raw_path else request.url.path
+    return str(request.url.with_replacements(path=path, query=urlencode(params)))
+
+
+def _page_reply(request: Request[Any, Any, Any], result: CoursePageResult) -> CoursePage:
+    return CoursePage(
+        count=result.count,
+        next=_page_url(request, result.page + 1) if result.has_next else None,
+        previous=_page_url(request, result.page - 1) if result.page > 1 else None,
+        results=result.courses,
+    )
+
+
+class CourseController(Controller):
+    path = "/course"
+    tags = ["courses"]
+    dependencies = {
+        "catalogue": Provide(provide_catalogue, sync_to_thread=False),
+        "course_query": Provide(provide_course_query, sync_to_thread=False),
+    }
+
+    @get("/category/", summary="Visible course categories, by orders then id")
+    async def categories(self, catalogue: NamedDependency[CourseCatalogue]) -> CategoryList:
+        return CategoryList(result=await catalogue.categories())
+
+    @get(["/actual/", "/list/"], summary="A page of visible courses: filter, search, ordering, pagination")
+    async def course_list(
+        self,
+        request: Request[Any, Any, Any],
+        catalogue: NamedDependency[CourseCatalogue],
+        course_query: NamedDependency[CourseQuery],
+    ) -> CoursePage:
+        return await self._page(request, catalogue, course_query)
+
+    @get("/search/", summary="A page of courses whose name contains `search`")
+    async def course_search(
+        self,
+        request: Request[Any, Any, Any],
+        catalogue: NamedDependency[CourseCatalogue],
+        course_query: NamedDependency[CourseQuery],
+    ) -> CoursePage:
+        return await self._page(request, catalogue, course_query)
+
+    @get(["/actual/{course_id:int}/", "/list/{course_id:int}/"], summary="One visible course")
+    async def course_detail(
+        self, catalogue: NamedDependency[CourseCatalogue], course_id: FromPath[int]
+    ) -> CourseDetail:  # type: ignore[valid-type]
+        course = await catalogue.course(course_id)
+        if course is None:
+            raise NotFoundException(detail=COURSE_NOT_FOUND)
+        return CourseDetail(**{field: getattr(course, field) for field in course.__struct_fields__})
+
+    @get("/chapter/", summary="A course's visible chapters with their sections (a bare array, no envelope)")
+    async def chapters(
+        self,
+        catalogue: NamedDependency[CourseCatalogue],
+        course: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="The course id.")],
+    ) -> list[ChapterItem]:
+        chapters = await catalogue.chapters(course)
+        if chapters is None:
+            raise NotFoundException(detail=COURSE_NOT_FOUND)
+        return chapters
+
+    @staticmethod
+    async def _page(request: Request[Any, Any, Any], catalogue: CourseCatalogue, query: CourseQuery) -> CoursePage:
+        try:
+            result = await catalogue.course_page(query)
+        except PageNotFound:
+            raise NotFoundException(detail=PAGE_NOT_FOUND) from None
+        return _page_reply(request, result)

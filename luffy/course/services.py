@@ -1,0 +1,381 @@
+"""The course catalogue: visible categories, course pages, a course, its chapters.
+
+The hot paths use SQLAlchemy Core selects straight into msgspec structs (no ORM instances) with
+a fixed number of statements per call: a page is a count, the page rows with their teacher and
+category, and the first sections of every course on the page, ranked in SQL by a window function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from advanced_alchemy.filters import SearchFilter
+from sqlalchemy import ColumnElement, Select, TextClause, and_, exists, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
+from luffy.course.schemas import (
+    COURSE_TYPE_NAMES,
+    LEVEL_NAMES,
+    ROLE_NAMES,
+    SECTION_TYPE_NAMES,
+    STATUS_NAMES,
+    CategoryItem,
+    ChapterItem,
+    CourseItem,
+    SectionItem,
+    SectionPreview,
+    TeacherItem,
+    display_name,
+)
+from luffy.db import LuffyBase
+from luffy.settings import Settings
+
+MAX_ID = 2**63 - 1
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 50
+SECTION_PREVIEW_COUNT = 4
+ORDERING_FIELDS = ("orders", "price", "students", "id")
+# Longer than the name column: it could never match, so it is refused rather than searched.
+SEARCH_MAX_LENGTH = 128
+
+
+class OrderingError(ValueError):
+    """The ``ordering`` parameter names a field that cannot be ordered by."""
+
+
+class PageNotFound(LookupError):
+    """The requested page lies past the last page."""
+
+
+OrderKey = tuple[str, bool]  # (field, descending)
+
+
+def parse_ordering(raw: str | None) -> tuple[OrderKey, ...]:
+    """``"-price,students"`` into ``(("price", True), ("students", False))``; default ``orders``."""
+    if raw is None or not raw.strip():
+        return (("orders", False),)
+    keys: list[OrderKey] = []
+    seen: set[str] = set()
+    for item in raw.split(","):
+        term = item.strip()
+        field = term.removeprefix("-")
+        if field not in ORDERING_FIELDS:
+            raise OrderingError(f"无效的排序字段 {term!r}，可选: {', '.join(ORDERING_FIELDS)}")
+        if field not in seen:
+            seen.add(field)
+            keys.append((field, term.startswith("-")))
+    return tuple(keys)
+
+
+@dataclass(frozen=True)
+class CourseQuery:
+    category_id: int | None = None
+    search: str | None = None
+    ordering: tuple[OrderKey, ...] = (("orders", False),)
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class CoursePageResult:
+    count: int
+    page: int
+    page_size: int
+    courses: list[CourseItem]
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.page_size < self.count
+
+
+def clamp_page_size(requested: int | None) -> int:
+    if requested is None:
+        return DEFAULT_PAGE_SIZE
+    return min(requested, MAX_PAGE_SIZE)
+
+
+def visible(model: type[LuffyBase]) -> TextClause:
+    # Spelled as the partial indexes' predicate, so SQLite (which matches it term by term) uses them too.
+    table = model.__tablename__
+    return text(f"{table}.is_show AND NOT {table}.is_delete")
+
+
+_COURSE_COLUMNS = (
+    Course.id,
+    Course.name,
+    Course.course_img,
+    Course.course_type,
+    Course.brief,
+    Course.level,
+    Course.pub_date,
+    Course.period,
+    Course.attachment_path,
+    Course.status,
+    Course.students,
+    Course.sections,
+    Course.pub_sections,
+    Course.price,
+)
+_TEACHER_COLUMNS = (
+    Teacher.id.label("teacher_id"),
+    Teacher.name.label("teacher_name"),
+    Teacher.role.label("teacher_role"),
+    Teacher.title.label("teacher_title"),
+    Teacher.signature.label("teacher_signature"),
+    Teacher.image.label("teacher_image"),
+    Teacher.brief.label("teacher_brief"),
+)
+_ORDER_COLUMNS = {"orders": Course.orders, "price": Course.price, "students": Course.students, "id": Course.id}
+
+
+def _courses_with_teacher() -> Select[Any]:
+    """Visible courses, each with its visible teacher and visible category (else null)."""
+    return (
+        select(*_COURSE_COLUMNS, CourseCategory.id.label("category_id"), *_TEACHER_COLUMNS)
+        .select_from(Course)
+        .outerjoin(Teacher, and_(Teacher.id == Course.teacher_id, visible(Teacher)))
+        .outerjoin(CourseCategory, and_(CourseCategory.id == Course.course_category_id, visible(CourseCategory)))
+        .where(visible(Course))
+    )
+
+
+def _course_conditions(query: CourseQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.category_id is not None:
+        # A hidden category is no category: filtering by it finds nothing.
+        category_visible = exists().where(CourseCategory.id == query.category_id, visible(CourseCategory))
+        conditions += [Course.course_category_id == query.category_id, category_visible]
+    return conditions
+
+
+def _apply_search(statement: Select[Any], search: str | None) -> Select[Any]:
+    if not search:
+        return statement
+    return SearchFilter(field_name="name", value=search, ignore_case=True, escape_wildcards=True).append_to_statement(
+        statement, Course
+    )
+
+
+def _order_by(ordering: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
+    clauses = [
+        _ORDER_COLUMNS[field].desc() if descending else _ORDER_COLUMNS[field].asc() for field, descending in ordering
+    ]
+    if all(field != "id" for field, _ in ordering):
+        clauses.append(Course.id.asc())
+    return clauses
+
+
+def _section_previews(course_ids: Sequence[int]) -> Select[Any]:
+    """The first sections of each course (chapter order, then section order), ranked in SQL."""
+    ranked = (
+        select(
+            CourseChapter.course_id,
+            CourseSection.id,
+            CourseSection.name,
+            CourseSection.section_link,
+            CourseSection.duration,
+            CourseSection.free_trail,
+            func.row_number()
+            .over(
+                partition_by=CourseChapter.course_id,
+                order_by=(
+                    CourseChapter.chapter,
+                    CourseChapter.orders,
+                    CourseChapter.id,
+                    CourseSection.orders,
+                    CourseSection.id,
+                ),
+            )
+            .label("position"),
+        )
+        .join(CourseChapter, CourseChapter.id == CourseSection.chapter_id)
+        .where(CourseChapter.course_id.in_(course_ids), visible(CourseChapter), visible(CourseSection))
+        .subquery()
+    )
+    return (
+        select(
+            ranked.c.course_id,
+            ranked.c.id,
+            ranked.c.name,
+            ranked.c.section_link,
+            ranked.c.duration,
+            ranked.c.free_trail,
+        )
+        .where(ranked.c.position <= SECTION_PREVIEW_COUNT)
+        .order_by(ranked.c.course_id, ranked.c.position)
+    )
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+class CourseCatalogue:
+    """Read-only catalogue queries for the public API."""
+
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+
+    async def categories(self) -> list[CategoryItem]:
+        rows = await self.session.execute(
+            select(CourseCategory.id, CourseCategory.name)
+            .where(visible(CourseCategory))
+            .order_by(CourseCategory.orders, CourseCategory.id)
+        )
+        return [CategoryItem(id=row.id, name=row.name) for row in rows]
+
+    async def course_page(self, query: CourseQuery) -> CoursePageResult:
+        """One page of visible courses; :class:`PageNotFound` past the last page (page 1 always exists)."""
+        conditions = _course_conditions(query)
+        count_statement = _apply_search(
+            select(func.count()).select_from(Course).where(visible(Course), *conditions), query.search
+        )
+        count = (await self.session.execute(count_statement)).scalar_one()
+        offset = (query.page - 1) * query.page_size
+        if query.page > 1 and offset >= count:
+            raise PageNotFound(query.page)
+        if count == 0:
+            return CoursePageResult(count, query.page, query.page_size, [])
+        page_statement = _apply_search(
+            _courses_with_teacher()
+            .where(*conditions)
+            .order_by(*_order_by(query.ordering))
+            .limit(query.page_size)
+            .offset(offset),
+            query.search,
+        )
+        rows = (await self.session.execute(page_statement)).all()
+        courses = await self._with_sections(rows)
+        return CoursePageResult(count, query.page, query.page_size, courses)
+
+    async def course(self, course_id: int) -> CourseItem | None:
+        """A visible course, or ``None`` (ids outside the id range are simply unknown)."""
+        if not 1 <= course_id <= MAX_ID:
+            return None
+        rows = (await self.session.execute(_courses_with_teacher().where(Course.id == course_id))).all()
+        if not rows:
+            return None
+        return (await self._with_sections(rows))[0]
+
+    async def chapters(self, course_id: int) -> list[ChapterItem] | None:
+        """The visible chapters of a visible course with their visible sections; ``None`` for no such course."""
+        if not 1 <= course_id <= MAX_ID:
+            return None
+        statement = (
+            select(
+                Course.id.label("course_id"),
+                CourseChapter.id.label("chapter_id"),
+                CourseChapter.chapter,
+                CourseChapter.name.label("chapter_name"),
+                CourseChapter.summary,
+                CourseChapter.pub_date.label("chapter_pub_date"),
+                CourseSection.id.label("section_id"),
+                CourseSection.name.label("section_name"),
+                CourseSection.orders.label("section_orders"),
+                CourseSection.section_type,
+                CourseSection.section_link,
+                CourseSection.duration,
+                CourseSection.free_trail,
+                CourseSection.pub_date.label("section_pub_date"),
+            )
+            .select_from(Course)
+            .outerjoin(CourseChapter, and_(CourseChapter.course_id == Course.id, visible(CourseChapter)))
+            .outerjoin(CourseSection, and_(CourseSection.chapter_id == CourseChapter.id, visible(CourseSection)))
+            .where(Course.id == course_id, visible(Course))
+            .order_by(
+                CourseChapter.chapter,
+                CourseChapter.orders,
+                CourseChapter.id,
+                CourseSection.orders,
+                CourseSection.id,
+            )
+        )
+        rows = (await self.session.execute(statement)).all()
+        if not rows:
+            return None
+        chapters: list[ChapterItem] = []
+        current: ChapterItem | None = None
+        for row in rows:
+            if row.chapter_id is None:
+                continue
+            if current is None or current.id != row.chapter_id:
+                current = ChapterItem(
+                    id=row.chapter_id,
+                    chapter=row.chapter,
+                    name=row.chapter_name,
+                    summary=row.summary,
+                    pub_date=row.chapter_pub_date,
+                    coursesections=[],
+                )
+                chapters.append(current)
+            if row.section_id is not None:
+                current.coursesections.append(
+                    SectionItem(
+                        id=row.section_id,
+                        name=row.section_name,
+                        orders=row.section_orders,
+                        section_type=row.section_type,
+                        section_type_name=display_name(SECTION_TYPE_NAMES, row.section_type),
+                        section_link=row.section_link,
+                        duration=row.duration,
+                        free_trail=row.free_trail,
+                        pub_date=row.section_pub_date,
+                    )
+                )
+        return chapters
+
+    async def _with_sections(self, rows: Sequence[Any]) -> list[CourseItem]:
+        previews: dict[int, list[SectionPreview]] = {row.id: [] for row in rows}
+        for section in await self.session.execute(_section_previews(list(previews))):
+            previews[section.course_id].append(
+                SectionPreview(
+                    id=section.id,
+                    name=section.name,
+                    section_link=section.section_link,
+                    duration=section.duration,
+                    free_trail=section.free_trail,
+                )
+            )
+        return [self._course(row, previews[row.id]) for row in rows]
+
+    def _course(self, row: Any, section_list: list[SectionPreview]) -> CourseItem:
+        media_url = self.settings.media_url
+        teacher = None
+        if row.teacher_id is not None:
+            teacher = TeacherItem(
+                id=row.teacher_id,
+                name=row.teacher_name,
+                role=row.teacher_role,
+                role_name=display_name(ROLE_NAMES, row.teacher_role),
+                title=row.teacher_title,
+                signature=row.teacher_signature,
+                image=media_url(row.teacher_image),
+                brief=row.teacher_brief,
+            )
+        return CourseItem(
+            id=row.id,
+            name=row.name,
+            course_img=media_url(row.course_img),
+            course_type=row.course_type,
+            course_type_name=display_name(COURSE_TYPE_NAMES, row.course_type),
+            brief=row.brief,
+            level=row.level,
+            level_name=display_name(LEVEL_NAMES, row.level),
+            pub_date=row.pub_date,
+            period=row.period,
+            attachment_path=media_url(row.attachment_path),
+            status=row.status,
+            status_name=display_name(STATUS_NAMES, row.status),
+            students=row.students,
+            sections=row.sections,
+            pub_sections=row.pub_sections,
+            price=_money(row.price),
+            course_category=row.category_id,
+            teacher=teacher,
+            section_list=section_list,
+        )

@@ -66,8 +66,25 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def _forget_earlier_configs() -> None:
+    """Let a new config use the plain state keys again.
+
+    advanced-alchemy renames the state keys of every config made in a process (``key_1``,
+    ``key_2``, ...), recursing once per earlier config, so a process that builds many apps (the
+    test suite) ends in ``RecursionError``. Each Luffy app has exactly one config, so its keys
+    never need to differ from another app's.
+    """
+    for registry in (
+        SQLAlchemyAsyncConfig._SESSION_SCOPE_KEY_REGISTRY,
+        SQLAlchemyAsyncConfig._ENGINE_APP_STATE_KEY_REGISTRY,
+        SQLAlchemyAsyncConfig._SESSIONMAKER_APP_STATE_KEY_REGISTRY,
+    ):
+        registry.clear()
+
+
 def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     """One config for app, tasks and CLI; it also drives Alembic (``db/``)."""
+    _forget_earlier_configs()
     if settings.is_postgres:
         engine_config = EngineConfig(
             pool_size=settings.db_pool_size,

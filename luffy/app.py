@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
+from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -54,6 +55,13 @@ def _lifespan(settings: Settings):
     return lifespan
 
 
+def _public_by_default(app_config: AppConfig) -> AppConfig:
+    """JWTAuth documents every operation as needing a token; only the protected handlers do (``security=``)."""
+    if app_config.openapi_config is not None:
+        app_config.openapi_config.security = None
+    return app_config
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     sqlalchemy_config = make_sqlalchemy_config(settings)
@@ -69,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     jwt_auth = make_jwt_auth(settings)
     return Litestar(
         route_handlers=[HealthController, api, media],
-        on_app_init=[jwt_auth.on_app_init],
+        on_app_init=[jwt_auth.on_app_init, _public_by_default],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         stores={CACHE_STORE: make_cache_store(settings)},

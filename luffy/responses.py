@@ -9,6 +9,7 @@ import msgspec
 from advanced_alchemy.exceptions import NotFoundError
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
@@ -65,6 +66,18 @@ class ErrorReply(msgspec.Struct, omit_defaults=True):
     code: int
     msg: str
     errors: list[ErrorDetail] | None = None
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the contract's error envelope, for a route handler's ``responses=``."""
+    return {
+        status: ResponseSpec(
+            data_container=ErrorReply,
+            description=DEFAULT_ERROR_MESSAGES.get(status, "请求错误"),
+            generate_examples=False,
+        )
+        for status in statuses
+    }
 
 
 def _validation_errors(extra: Any) -> list[ErrorDetail] | None:

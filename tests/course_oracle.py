@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from luffy.seed import DemoCatalogue, read_seed_rows
+from luffy.db import make_sqlalchemy_config, session_scope
+from luffy.seed import DemoCatalogue, load_demo, load_seed, read_seed_rows
+from luffy.settings import Settings, load_settings
+from tests.conftest import TEST_SECRET, truncate_all
 
 COURSE_TYPE = {0: "付费", 1: "VIP专享"}
 LEVEL = {0: "初级", 1: "中级", 2: "高级"}
@@ -21,6 +24,31 @@ ROLE = {0: "讲师", 1: "导师", 2: "班主任"}
 SECTION_TYPE = {0: "文档", 1: "练习", 2: "视频"}
 
 Row = dict[str, Any]
+BASE_URL = "http://testserver.local"
+
+
+def catalogue_settings(database_url: str, data_dir: str) -> Settings:
+    return load_settings(
+        {
+            "LUFFY_DATA_DIR": data_dir,
+            "LUFFY_DATABASE_URL": database_url,
+            "LUFFY_SECRET_KEY": TEST_SECRET,
+            "LUFFY_BACKEND_URL": BASE_URL,
+        }
+    )
+
+
+async def load_catalogue(settings: Settings, courses: int, random_seed: int) -> DemoCatalogue:
+    """Empty the database, then load the seed rows and a generated catalogue of ``courses``."""
+    await truncate_all(settings.database_url)
+    config = make_sqlalchemy_config(settings)
+    try:
+        async with session_scope(config) as session:
+            await load_seed(session, settings.media_root)
+        async with session_scope(config) as session:
+            return await load_demo(session, courses, random_seed)
+    finally:
+        await config.get_engine().dispose()
 
 
 def is_visible(row: Row | None) -> bool:
@@ -75,7 +103,7 @@ class Oracle:
         self.categories = _by_id(tables.categories)
 
     def media(self, path: str | None) -> str | None:
-        return f"http://testserver.local/media/{path}" if path else None
+        return f"{BASE_URL}/media/{path}" if path else None
 
     def categories_json(self) -> list[Row]:
         visible = [row for row in self.tables.categories if is_visible(row)]

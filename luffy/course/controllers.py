@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from luffy.course.schemas import CategoryList, ChapterItem, CourseDetail, CoursePage
 from luffy.course.services import (
     MAX_ID,
+    ORDERING_FIELDS,
     SEARCH_MAX_LENGTH,
     CourseCatalogue,
     CoursePageResult,
@@ -23,11 +24,15 @@ from luffy.course.services import (
     clamp_page_size,
     parse_ordering,
 )
+from luffy.responses import error_responses
 from luffy.settings import Settings
 
 COURSE_NOT_FOUND = "课程不存在"
 PAGE_NOT_FOUND = "无效页面"
 NO_NUL = r"^[^\x00]*$"
+_ORDER_TERM = rf"\s*-?({'|'.join(ORDERING_FIELDS)})\s*"
+# Documented in the OpenAPI schema only: the parser enforces it, with a message that names the field.
+ORDERING_PATTERN = rf"^({_ORDER_TERM}(,{_ORDER_TERM})*)?$"
 
 
 def provide_catalogue(
@@ -46,6 +51,7 @@ def provide_course_query(
             description="Comma-separated fields among orders, price, students, id; '-' for descending. "
             "Default orders; ties are broken by id.",
             max_length=200,
+            schema_extra={"pattern": ORDERING_PATTERN},
         ),
     ] = None,
     search: Annotated[
@@ -110,7 +116,11 @@ class CourseController(Controller):
     async def categories(self, catalogue: NamedDependency[CourseCatalogue]) -> CategoryList:
         return CategoryList(result=await catalogue.categories())
 
-    @get(["/actual/", "/list/"], summary="A page of visible courses: filter, search, ordering, pagination")
+    @get(
+        ["/actual/", "/list/"],
+        summary="A page of visible courses: filter, search, ordering, pagination",
+        responses=error_responses(400, 404),
+    )
     async def course_list(
         self,
         request: Request[Any, Any, Any],
@@ -119,7 +129,7 @@ class CourseController(Controller):
     ) -> CoursePage:
         return await self._page(request, catalogue, course_query)
 
-    @get("/search/", summary="A page of courses whose name contains `search`")
+    @get("/search/", summary="A page of courses whose name contains `search`", responses=error_responses(400, 404))
     async def course_search(
         self,
         request: Request[Any, Any, Any],
@@ -128,7 +138,11 @@ class CourseController(Controller):
     ) -> CoursePage:
         return await self._page(request, catalogue, course_query)
 
-    @get(["/actual/{course_id:int}/", "/list/{course_id:int}/"], summary="One visible course")
+    @get(
+        ["/actual/{course_id:int}/", "/list/{course_id:int}/"],
+        summary="One visible course, its fields beside code and msg",
+        responses=error_responses(400, 404),
+    )
     async def course_detail(
         self, catalogue: NamedDependency[CourseCatalogue], course_id: FromPath[int]
     ) -> CourseDetail:  # type: ignore[valid-type]
@@ -137,7 +151,11 @@ class CourseController(Controller):
             raise NotFoundException(detail=COURSE_NOT_FOUND)
         return CourseDetail(**{field: getattr(course, field) for field in course.__struct_fields__})
 
-    @get("/chapter/", summary="A course's visible chapters with their sections (a bare array, no envelope)")
+    @get(
+        "/chapter/",
+        summary="A course's visible chapters with their sections (a bare array, no envelope)",
+        responses=error_responses(400, 404),
+    )
     async def chapters(
         self,
         catalogue: NamedDependency[CourseCatalogue],

@@ -34,7 +34,9 @@ from luffy.course.schemas import (
 from luffy.db import LuffyBase
 from luffy.settings import Settings
 
-MAX_ID = 2**63 - 1
+# JavaScript's largest safe integer: a larger id could not reach the front end intact, and the
+# bound is exact in the OpenAPI document (whose numbers are floats) and within every SQL bigint.
+MAX_ID = 2**53 - 1
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 50
 SECTION_PREVIEW_COUNT = 4

@@ -88,7 +88,10 @@ def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     if settings.is_postgres:
         engine_config = EngineConfig(
             pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size,
+            # No overflow: an overflow connection is closed when it is returned, so a burst above the
+            # pool size would open (and PostgreSQL fork) a new connection per request. Past the pool
+            # size, requests wait for a connection instead.
+            max_overflow=0,
             pool_pre_ping=False,
             echo=settings.db_echo,
         )

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from advanced_alchemy.filters import SearchFilter
-from sqlalchemy import ColumnElement, Select, TextClause, and_, exists, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from advanced_alchemy.filters import LIKE_ESCAPE_CHAR, escape_like_value
+from sqlalchemy import ColumnElement, Select, TextClause, and_, bindparam, exists, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.course.schemas import (
@@ -145,23 +146,6 @@ def _courses_with_teacher() -> Select[Any]:
     )
 
 
-def _course_conditions(query: CourseQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if query.category_id is not None:
-        # A hidden category is no category: filtering by it finds nothing.
-        category_visible = exists().where(CourseCategory.id == query.category_id, visible(CourseCategory))
-        conditions += [Course.course_category_id == query.category_id, category_visible]
-    return conditions
-
-
-def _apply_search(statement: Select[Any], search: str | None) -> Select[Any]:
-    if not search:
-        return statement
-    return SearchFilter(field_name="name", value=search, ignore_case=True, escape_wildcards=True).append_to_statement(
-        statement, Course
-    )
-
-
 def _order_by(ordering: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
     clauses = [
         _ORDER_COLUMNS[field].desc() if descending else _ORDER_COLUMNS[field].asc() for field, descending in ordering
@@ -171,8 +155,11 @@ def _order_by(ordering: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
     return clauses
 
 
-def _section_previews(course_ids: Sequence[int]) -> Select[Any]:
-    """The first sections of each course (chapter order, then section order), ranked in SQL."""
+# The statements are built once, with bound parameters, so a request neither rebuilds them nor
+# recomputes their cache keys: SQLAlchemy compiles each once and asyncpg prepares each once per
+# connection.
+def _build_section_previews() -> Select[Any]:
+    """The first sections of each listed course (chapter order, then section order), ranked in SQL."""
     ranked = (
         select(
             CourseChapter.course_id,
@@ -195,7 +182,11 @@ def _section_previews(course_ids: Sequence[int]) -> Select[Any]:
             .label("position"),
         )
         .join(CourseChapter, CourseChapter.id == CourseSection.chapter_id)
-        .where(CourseChapter.course_id.in_(course_ids), visible(CourseChapter), visible(CourseSection))
+        .where(
+            CourseChapter.course_id.in_(bindparam("course_ids", expanding=True)),
+            visible(CourseChapter),
+            visible(CourseSection),
+        )
         .subquery()
     )
     return (
@@ -212,46 +203,106 @@ def _section_previews(course_ids: Sequence[int]) -> Select[Any]:
     )
 
 
+def _build_chapters() -> Select[Any]:
+    """A visible course's visible chapters, each with its visible sections (one row per section)."""
+    return (
+        select(
+            Course.id.label("course_id"),
+            CourseChapter.id.label("chapter_id"),
+            CourseChapter.chapter,
+            CourseChapter.name.label("chapter_name"),
+            CourseChapter.summary,
+            CourseChapter.pub_date.label("chapter_pub_date"),
+            CourseSection.id.label("section_id"),
+            CourseSection.name.label("section_name"),
+            CourseSection.orders.label("section_orders"),
+            CourseSection.section_type,
+            CourseSection.section_link,
+            CourseSection.duration,
+            CourseSection.free_trail,
+            CourseSection.pub_date.label("section_pub_date"),
+        )
+        .select_from(Course)
+        .outerjoin(CourseChapter, and_(CourseChapter.course_id == Course.id, visible(CourseChapter)))
+        .outerjoin(CourseSection, and_(CourseSection.chapter_id == CourseChapter.id, visible(CourseSection)))
+        .where(Course.id == bindparam("course_id"), visible(Course))
+        .order_by(
+            CourseChapter.chapter,
+            CourseChapter.orders,
+            CourseChapter.id,
+            CourseSection.orders,
+            CourseSection.id,
+        )
+    )
+
+
+_CATEGORIES = (
+    select(CourseCategory.id, CourseCategory.name)
+    .where(visible(CourseCategory))
+    .order_by(CourseCategory.orders, CourseCategory.id)
+)
+_COURSE_BY_ID = _courses_with_teacher().where(Course.id == bindparam("course_id"))
+_SECTION_PREVIEWS = _build_section_previews()
+_CHAPTERS = _build_chapters()
+
+
+@lru_cache(maxsize=512)
+def _page_statements(
+    ordering: tuple[OrderKey, ...], by_category: bool, by_search: bool
+) -> tuple[Select[Any], Select[Any]]:
+    """The count and the page of a listing, for each shape of query (the values are bound at execution)."""
+    conditions: list[ColumnElement[bool]] = []
+    if by_category:
+        # A hidden category is no category: filtering by it finds nothing.
+        category_visible = exists().where(CourseCategory.id == bindparam("category_id"), visible(CourseCategory))
+        conditions += [Course.course_category_id == bindparam("category_id"), category_visible]
+    if by_search:
+        # advanced-alchemy's escaping, as its SearchFilter does it, so % and _ match themselves.
+        conditions.append(Course.name.ilike(bindparam("name_pattern"), escape=LIKE_ESCAPE_CHAR))
+    count = select(func.count()).select_from(Course).where(visible(Course), *conditions)
+    page = (
+        _courses_with_teacher()
+        .where(*conditions)
+        .order_by(*_order_by(ordering))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    return count, page
+
+
 def _money(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
 class CourseCatalogue:
-    """Read-only catalogue queries for the public API."""
+    """Read-only catalogue queries for the public API, on a connection of their own (see the controller)."""
 
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection, settings: Settings) -> None:
+        self.connection = connection
         self.settings = settings
 
     async def categories(self) -> list[CategoryItem]:
-        rows = await self.session.execute(
-            select(CourseCategory.id, CourseCategory.name)
-            .where(visible(CourseCategory))
-            .order_by(CourseCategory.orders, CourseCategory.id)
-        )
+        rows = await self.connection.execute(_CATEGORIES)
         return [CategoryItem(id=row.id, name=row.name) for row in rows]
 
     async def course_page(self, query: CourseQuery) -> CoursePageResult:
         """One page of visible courses; :class:`PageNotFound` past the last page (page 1 always exists)."""
-        conditions = _course_conditions(query)
-        count_statement = _apply_search(
-            select(func.count()).select_from(Course).where(visible(Course), *conditions), query.search
+        count_statement, page_statement = _page_statements(
+            query.ordering, query.category_id is not None, bool(query.search)
         )
-        count = (await self.session.execute(count_statement)).scalar_one()
+        parameters: dict[str, Any] = {}
+        if query.category_id is not None:
+            parameters["category_id"] = query.category_id
+        if query.search:
+            parameters["name_pattern"] = f"%{escape_like_value(query.search)}%"
+        count = (await self.connection.execute(count_statement, parameters)).scalar_one()
         offset = (query.page - 1) * query.page_size
         if query.page > 1 and offset >= count:
             raise PageNotFound(query.page)
         if count == 0:
             return CoursePageResult(count, query.page, query.page_size, [])
-        page_statement = _apply_search(
-            _courses_with_teacher()
-            .where(*conditions)
-            .order_by(*_order_by(query.ordering))
-            .limit(query.page_size)
-            .offset(offset),
-            query.search,
-        )
-        rows = (await self.session.execute(page_statement)).all()
+        parameters.update(limit=query.page_size, offset=offset)
+        rows = (await self.connection.execute(page_statement, parameters)).all()
         courses = await self._with_sections(rows)
         return CoursePageResult(count, query.page, query.page_size, courses)
 
@@ -259,7 +310,7 @@ class CourseCatalogue:
         """A visible course, or ``None`` (ids outside the id range are simply unknown)."""
         if not 1 <= course_id <= MAX_ID:
             return None
-        rows = (await self.session.execute(_courses_with_teacher().where(Course.id == course_id))).all()
+        rows = (await self.connection.execute(_COURSE_BY_ID, {"course_id": course_id})).all()
         if not rows:
             return None
         return (await self._with_sections(rows))[0]
@@ -268,36 +319,7 @@ class CourseCatalogue:
         """The visible chapters of a visible course with their visible sections; ``None`` for no such course."""
         if not 1 <= course_id <= MAX_ID:
             return None
-        statement = (
-            select(
-                Course.id.label("course_id"),
-                CourseChapter.id.label("chapter_id"),
-                CourseChapter.chapter,
-                CourseChapter.name.label("chapter_name"),
-                CourseChapter.summary,
-                CourseChapter.pub_date.label("chapter_pub_date"),
-                CourseSection.id.label("section_id"),
-                CourseSection.name.label("section_name"),
-                CourseSection.orders.label("section_orders"),
-                CourseSection.section_type,
-                CourseSection.section_link,
-                CourseSection.duration,
-                CourseSection.free_trail,
-                CourseSection.pub_date.label("section_pub_date"),
-            )
-            .select_from(Course)
-            .outerjoin(CourseChapter, and_(CourseChapter.course_id == Course.id, visible(CourseChapter)))
-            .outerjoin(CourseSection, and_(CourseSection.chapter_id == CourseChapter.id, visible(CourseSection)))
-            .where(Course.id == course_id, visible(Course))
-            .order_by(
-                CourseChapter.chapter,
-                CourseChapter.orders,
-                CourseChapter.id,
-                CourseSection.orders,
-                CourseSection.id,
-            )
-        )
-        rows = (await self.session.execute(statement)).all()
+        rows = (await self.connection.execute(_CHAPTERS, {"course_id": course_id})).all()
         if not rows:
             return None
         chapters: list[ChapterItem] = []
@@ -333,7 +355,7 @@ class CourseCatalogue:
 
     async def _with_sections(self, rows: Sequence[Any]) -> list[CourseItem]:
         previews: dict[int, list[SectionPreview]] = {row.id: [] for row in rows}
-        for section in await self.session.execute(_section_previews(list(previews))):
+        for section in await self.connection.execute(_SECTION_PREVIEWS, {"course_ids": list(previews)}):
             previews[section.course_id].append(
                 SectionPreview(
                     id=section.id,

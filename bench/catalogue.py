@@ -87,9 +87,11 @@ def database_url() -> str:
     return f"postgresql+asyncpg://{PG_ROLE}:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{DATABASE}"
 
 
-async def _ensure_database(admin_dsn: str) -> None:
+async def _ensure_database(admin_dsn: str, fresh: bool) -> None:
     connection = await asyncpg.connect(admin_dsn)
     try:
+        if fresh:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
         if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
             await connection.execute(f'CREATE DATABASE "{DATABASE}"')
     finally:
@@ -115,8 +117,8 @@ async def _vacuum_analyze() -> None:
         await connection.close()
 
 
-def prepare_database(env: dict[str, str], reseed: bool) -> None:
-    asyncio.run(_ensure_database(postgres_admin_dsn()))
+def prepare_database(env: dict[str, str], reseed: bool, fresh: bool) -> None:
+    asyncio.run(_ensure_database(postgres_admin_dsn(), fresh))
     subprocess.run(["luffy", "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
     if reseed or asyncio.run(_demo_courses()) != DEMO_COURSES:
         print(f"loading the seed rows and a {DEMO_COURSES:,}-course demo catalogue ...", flush=True)
@@ -407,6 +409,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="Seconds per endpoint (at least 10 for results).")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--reseed", action="store_true", help="Reload the demo catalogue even if it is there.")
+    parser.add_argument("--fresh", action="store_true", help=f"Drop and recreate the {DATABASE} database first.")
     parser.add_argument("--profile", action="store_true", help="Also sample the workers with py-spy (list page 1).")
     args = parser.parse_args()
 
@@ -417,7 +420,7 @@ def main() -> None:
         "LUFFY_DATA_DIR": tempfile.mkdtemp(prefix="luffy-bench-"),
         "LUFFY_LOG_LEVEL": "WARNING",
     }
-    prepare_database(env, args.reseed)
+    prepare_database(env, args.reseed, args.fresh)
 
     servers = ["granian", "uvicorn"] if args.server == "both" else [args.server]
     sections: dict[str, str] = {}

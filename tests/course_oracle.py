@@ -83,14 +83,15 @@ ORDER_FIELDS = ("orders", "price", "students", "id")
 
 
 def sort_key(ordering: Sequence[tuple[str, bool]]) -> Any:
-    """A key for ``sorted`` honouring each field's direction, then ``id`` ascending."""
+    """A key for ``sorted`` honouring each field's direction, then ``id`` in the last field's direction."""
+    tie_break_descending = ordering[-1][1]
 
     def key(course: Row) -> tuple[Any, ...]:
         parts: list[Any] = []
         for field, descending in ordering:
             value = course[field]
             parts.append(-value if descending else value)
-        parts.append(course["id"])
+        parts.append(-course["id"] if tie_break_descending else course["id"])
         return tuple(parts)
 
     return key

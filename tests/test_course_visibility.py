@@ -166,13 +166,23 @@ async def test_section_previews_are_per_course_on_a_page(client: Client, setting
 async def test_equal_sort_values_are_broken_by_id_so_pages_never_overlap(client: Client, settings: Settings) -> None:
     ids = [7, 3, 11, 1, 9, 5, 12, 2, 8, 4, 10, 6]
     await _insert(settings, *[course(i, orders=0, price=Decimal("5.00"), students=3) for i in ids])
-    for ordering in ("orders", "-orders", "price", "-price", "-students,price", None):
+    # Ties go by id in the direction of the last ordering field.
+    for ordering, descending in (
+        ("orders", False),
+        ("-orders", True),
+        ("price", False),
+        ("-price", True),
+        ("-students,price", False),
+        ("price,-students", True),
+        (None, False),
+    ):
         seen: list[int] = []
         for number in (1, 2, 3):
             params = {"page": number, "page_size": 5, **({"ordering": ordering} if ordering else {})}
             seen += _ids((await _get(client, f"{API}/actual/", **params))["results"])
-        assert seen == sorted(ids), ordering
+        assert seen == sorted(ids, reverse=descending), ordering
     assert _ids((await _get(client, f"{API}/actual/", ordering="-id", page_size=3))["results"]) == [12, 11, 10]
+    assert _ids((await _get(client, f"{API}/actual/", ordering="id,-price", page_size=3))["results"]) == [1, 2, 3]
 
 
 async def test_search_wildcards_and_quotes_match_themselves(client: Client, settings: Settings) -> None:

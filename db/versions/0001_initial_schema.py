@@ -141,6 +141,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_luffy_course_teacher_id', ['teacher_id'], unique=False)
         batch_op.create_index('ix_luffy_course_visible_category_orders', ['course_category_id', 'orders', 'id'], unique=False, postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
         batch_op.create_index('ix_luffy_course_visible_orders', ['orders', 'id'], unique=False, postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
+        batch_op.create_index('ix_luffy_course_visible_price', ['price', 'id'], unique=False, postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
+        batch_op.create_index('ix_luffy_course_visible_category_price', ['course_category_id', 'price', 'id'], unique=False, postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
+        batch_op.create_index('ix_luffy_course_visible_students', ['students', 'id'], unique=False, postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
+        batch_op.create_index('ix_luffy_course_visible_category_students', ['course_category_id', 'students', 'id'], unique=False, postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
 
     op.create_table('luffy_order',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -218,6 +222,10 @@ def downgrade() -> None:
 
     op.drop_table('luffy_order')
     with op.batch_alter_table('luffy_course', schema=None) as batch_op:
+        batch_op.drop_index('ix_luffy_course_visible_category_students', postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
+        batch_op.drop_index('ix_luffy_course_visible_students', postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
+        batch_op.drop_index('ix_luffy_course_visible_category_price', postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
+        batch_op.drop_index('ix_luffy_course_visible_price', postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
         batch_op.drop_index('ix_luffy_course_visible_orders', postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
         batch_op.drop_index('ix_luffy_course_visible_category_orders', postgresql_where=sa.text('is_show AND NOT is_delete'), sqlite_where=sa.text('is_show AND NOT is_delete'))
         batch_op.drop_index('ix_luffy_course_teacher_id')

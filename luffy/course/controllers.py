@@ -53,7 +53,7 @@ OrderingParameter = Annotated[
     str | None,
     QueryParameter(
         description="Comma-separated fields among orders, price, students, id; '-' for descending. "
-        "Default orders; ties are broken by id.",
+        "Default orders; ties are broken by id, in the direction of the last field.",
         max_length=200,
         schema_extra={"pattern": ORDERING_PATTERN},
     ),

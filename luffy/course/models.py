@@ -39,9 +39,15 @@ class CourseCategory(LuffyBase):
 
 class Course(LuffyBase):
     __tablename__ = "luffy_course"
+    # One index per ordering field, alone and within a category: with ties broken by id in the
+    # direction of the last field, every single-field ordering of a page is an index range scan.
     __table_args__ = (
         _visible_index("ix_luffy_course_visible_orders", "orders", "id"),
         _visible_index("ix_luffy_course_visible_category_orders", "course_category_id", "orders", "id"),
+        _visible_index("ix_luffy_course_visible_price", "price", "id"),
+        _visible_index("ix_luffy_course_visible_category_price", "course_category_id", "price", "id"),
+        _visible_index("ix_luffy_course_visible_students", "students", "id"),
+        _visible_index("ix_luffy_course_visible_category_students", "course_category_id", "students", "id"),
         Index("ix_luffy_course_teacher_id", "teacher_id"),
     )
 

@@ -14,7 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from advanced_alchemy.filters import LIKE_ESCAPE_CHAR, escape_like_value
-from sqlalchemy import ColumnElement, Select, TextClause, and_, bindparam, exists, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, Select, TextClause, and_, any_, bindparam, exists, func, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
@@ -167,7 +168,7 @@ def _order_by(ordering: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
 # The statements are built once, with bound parameters, so a request neither rebuilds them nor
 # recomputes their cache keys: SQLAlchemy compiles each once and asyncpg prepares each once per
 # connection.
-def _build_section_previews() -> Select[Any]:
+def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[Any]:
     """The first sections of each listed course (chapter order, then section order), ranked in SQL."""
     ranked = (
         select(
@@ -191,11 +192,7 @@ def _build_section_previews() -> Select[Any]:
             .label("position"),
         )
         .join(CourseChapter, CourseChapter.id == CourseSection.chapter_id)
-        .where(
-            CourseChapter.course_id.in_(bindparam("course_ids", expanding=True)),
-            visible(CourseChapter),
-            visible(CourseSection),
-        )
+        .where(of_listed_courses, visible(CourseChapter), visible(CourseSection))
         .subquery()
     )
     return (
@@ -251,7 +248,13 @@ _CATEGORIES = (
     .order_by(CourseCategory.orders, CourseCategory.id)
 )
 _COURSE_BY_ID = _courses_with_teacher().where(Course.id == bindparam("course_id"))
-_SECTION_PREVIEWS = _build_section_previews()
+_SECTION_PREVIEWS = {
+    # One array parameter: one prepared statement whatever the page's length, and no IN list to render.
+    "postgresql": _build_section_previews(
+        CourseChapter.course_id == any_(bindparam("course_ids", type_=postgresql.ARRAY(BigInteger)))
+    ),
+    "sqlite": _build_section_previews(CourseChapter.course_id.in_(bindparam("course_ids", expanding=True))),
+}
 _CHAPTERS = _build_chapters()
 
 
@@ -366,7 +369,8 @@ class CourseCatalogue:
         # Rows are unpacked by position (in the order of their select): a page converts twice as
         # fast as with attribute access.
         previews: dict[int, list[SectionPreview]] = {row[0]: [] for row in rows}
-        sections = await self.connection.execute(_SECTION_PREVIEWS, {"course_ids": list(previews)})
+        statement = _SECTION_PREVIEWS[self.connection.dialect.name]
+        sections = await self.connection.execute(statement, {"course_ids": list(previews)})
         for course_id, section_id, name, section_link, duration, free_trail in sections:
             previews[course_id].append(
                 SectionPreview(

@@ -138,23 +138,7 @@ def free_port() -> int:
 
 
 def server_command(server: str, port: int) -> list[str]:
-    if server == "granian":
-        return ["luffy", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "luffy.asgi:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(WORKERS),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    return ["luffy", "serve", "--server", server, "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
 
 
 @contextmanager
@@ -306,8 +290,10 @@ def profile(base: str, server_pid: int, endpoint: Endpoint, duration: int, conne
             stack, _, count_text = line.rpartition(" ")
             count = int(count_text)
             frames = stack.split(";")
-            # The supervisor process only waits for its workers: its samples are not request work.
-            if frames[0].startswith(f"process {server_pid}:"):
+            # Each stack starts with its process chain (supervisor, then worker); the supervisor's
+            # own samples are it waiting for its workers, not request work.
+            processes = [frame for frame in frames if frame.startswith("process ")]
+            if processes and processes[-1].startswith(f"process {server_pid}:"):
                 continue
             frames = [frame for frame in frames if frame and not frame.startswith("process ")]
             if not frames:
@@ -316,6 +302,8 @@ def profile(base: str, server_pid: int, endpoint: Endpoint, duration: int, conne
             own[_short(frames[-1])] += count
             for frame in {_short(frame) for frame in frames}:
                 inclusive[frame] += count
+    if not total:
+        return ["py-spy recorded no samples of the workers (is ptrace allowed?)"]
     lines = [f"{total} samples of the workers while `{endpoint.path}` was driven", "", "By own time:", ""]
     lines += [f"- {count / total:6.1%}  {frame}" for frame, count in own.most_common(15)]
     lines += ["", "Inclusive (the frame or anything it called):", ""]

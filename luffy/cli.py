@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -173,17 +174,22 @@ def seed(
 # --- serve ---------------------------------------------------------------------------------------
 
 
+class AsgiServer(StrEnum):
+    granian = "granian"
+    uvicorn = "uvicorn"
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="API worker processes.")] = 1,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    server: Annotated[
+        AsgiServer, typer.Option(help="ASGI server (bench/results.md measures both on the catalogue).")
+    ] = AsgiServer.granian,
 ) -> None:
-    """Serve the API with Granian. Embedded mode runs tasks and the scheduler inside this process."""
-    from granian.constants import Interfaces
-    from granian.server import Server
-
+    """Serve the API (Granian or uvicorn). Embedded mode runs tasks and the scheduler inside this process."""
     current = settings()
     if workers > 1 and current.is_embedded:
         err_console.print(
@@ -191,6 +197,14 @@ def serve(
             "task queue. Set LUFFY_REDIS_URL for a shared broker."
         )
     console.print(f"Luffy API on http://{host}:{port}  (OpenAPI: /schema, health: /health)")
+    if server is AsgiServer.uvicorn:
+        import uvicorn
+
+        uvicorn.run("luffy.asgi:app", host=host, port=port, workers=workers, reload=reload, access_log=False)
+        return
+    from granian.constants import Interfaces
+    from granian.server import Server
+
     Server(
         "luffy.asgi:app",
         address=host,

@@ -345,11 +345,6 @@ class QueueBroker(AsyncBroker):
             async with Redis(connection_pool=self._stream.connection_pool) as redis:
                 await redis.ping()
 
-    async def wait_in_process(self) -> None:
-        """Embedded mode: wait until the tasks sent so far have run (tests, the CLI)."""
-        while self._in_flight:
-            await asyncio.wait(set(self._in_flight))
-
 
 default_broker = QueueBroker("default")
 sms_broker = QueueBroker("sms")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,6 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from luffy.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from luffy.home.models import Banner
+    from luffy.home.schemas import BannerChanges, BannerItem
 
 app = typer.Typer(
     name="luffy",
@@ -262,7 +269,7 @@ def scheduler() -> None:
 # --- cache, banner ---------------------------------------------------------------------------------
 
 
-async def _refresh_banner_cache(current: Settings, config: Any) -> list[Any] | None:
+async def _refresh_banner_cache(current: Settings, config: SQLAlchemyAsyncConfig) -> list[BannerItem] | None:
     """Rewrite the banner cache after a committed write; ``None`` (and a message) when the cache is down."""
     from luffy.cache import make_cache_store
     from luffy.db import session_scope
@@ -282,14 +289,14 @@ async def _refresh_banner_cache(current: Settings, config: Any) -> list[Any] | N
         return None
 
 
-def _print_cached_banners(banners: list[Any]) -> None:
+def _print_cached_banners(banners: list[BannerItem]) -> None:
     table = Table("id", "title", "image", "link", "info", title=f"cached banners ({len(banners)})")
     for banner in banners:
         table.add_row(str(banner.id), banner.title, banner.image or "", banner.link, banner.info)
     console.print(table)
 
 
-def _banner_write(write: Callable[[Any], Coroutine[Any, Any, Any]], done: str) -> None:
+def _banner_write(write: Callable[[AsyncSession], Coroutine[Any, Any, Banner]], done: str) -> None:
     """Run ``write(session)`` in a transaction, then refresh the cache; one line per failure."""
     import msgspec
     from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
@@ -299,7 +306,7 @@ def _banner_write(write: Callable[[Any], Coroutine[Any, Any, Any]], done: str) -
     current = settings()
     config = make_sqlalchemy_config(current)
 
-    async def work() -> list[Any] | None:
+    async def work() -> list[BannerItem] | None:
         try:
             async with session_scope(config) as session:
                 banner = await write(session)
@@ -324,7 +331,7 @@ def _banner_write(write: Callable[[Any], Coroutine[Any, Any, Any]], done: str) -
     _print_cached_banners(banners)
 
 
-def _banner_changes(**fields: Any) -> Any:
+def _banner_changes(**fields: Any) -> BannerChanges:
     import msgspec
 
     from luffy.home.schemas import BannerChanges
@@ -351,7 +358,7 @@ def cache_refresh_banner() -> None:
     current = settings()
     config = make_sqlalchemy_config(current)
 
-    async def work() -> list[Any] | None:
+    async def work() -> list[BannerItem] | None:
         try:
             return await _refresh_banner_cache(current, config)
         finally:
@@ -374,7 +381,7 @@ def banner_list(
     current = settings()
     config = make_sqlalchemy_config(current)
 
-    async def work() -> list[Any]:
+    async def work() -> list[Banner]:
         try:
             async with session_scope(config) as session:
                 return await all_banners(session, include_deleted=deleted)

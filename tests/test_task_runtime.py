@@ -177,6 +177,7 @@ async def test_sigterm_lets_the_running_task_finish(
         result = await task.wait_result(timeout=5)
     assert result.return_value == [1, 2, 3]
     assert pending_messages(redis_client) == 0
+    assert redis_client.xinfo_consumers(STREAM, CONSUMER_GROUP) == []  # a clean stop leaves no consumer behind
 
 
 async def test_the_scheduler_refreshes_the_cache_through_a_worker(task_env: dict[str, str], spawn: Any) -> None:

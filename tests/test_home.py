@@ -369,3 +369,13 @@ def test_a_banner_command_says_when_the_cache_is_down(seeded: Settings, make_set
     assert result.returncode == 1
     assert "hid banner 2" in result.stdout
     assert "the database is up to date, but the banner cache could not be refreshed" in result.stderr
+
+
+async def test_the_openapi_document_describes_the_banner_list(client: AsyncTestClient[Litestar]) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    operation = document["paths"]["/api/v1/home/banner"]["get"]
+    reply = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert reply["$ref"].startswith("#/components/schemas/ListResult")
+    schemas = document["components"]["schemas"]
+    banner = schemas["BannerItem"]
+    assert set(banner["properties"]) == {"id", "title", "image", "link", "info"}

@@ -22,6 +22,7 @@ from luffy.cache import CACHE_STORE, make_cache_store, make_redis
 from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
+from luffy.home.services import CacheOutage
 from luffy.responses import exception_handlers
 from luffy.settings import Settings, get_settings
 from luffy.user.auth import make_jwt_auth
@@ -84,7 +85,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         stores={CACHE_STORE: make_cache_store(settings)},
-        state=State({"settings": settings, "sqlalchemy_config": sqlalchemy_config, "jwt_auth": jwt_auth}),
+        state=State(
+            {
+                "settings": settings,
+                "sqlalchemy_config": sqlalchemy_config,
+                "jwt_auth": jwt_auth,
+                "banner_cache_outage": CacheOutage(),
+            }
+        ),
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers,
         cors_config=CORSConfig(

@@ -21,7 +21,7 @@ from luffy.cache import make_cache_store
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.home.models import Banner
 from luffy.home.schemas import BannerChanges
-from luffy.home.services import BANNER_CACHE_KEY, refresh_banner_cache
+from luffy.home.services import BANNER_CACHE_KEY, CACHE_RETRY_SECONDS, CacheOutage, refresh_banner_cache
 from luffy.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.processes import run_luffy
@@ -197,13 +197,25 @@ async def test_redis_unreachable_answers_from_the_database(
     closed_port = _free_port()
     settings = make_settings(seeded.database_url, f"redis://127.0.0.1:{closed_port}/0")
     async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
-        response = await client.get(BANNERS_URL)
+        responses = [await client.get(BANNERS_URL) for _ in range(3)]
         health = await client.get("/health")
-    assert response.status_code == 200
-    assert response.json()["result"] == SEEDED_BANNERS
-    assert any(message.startswith("banner cache unreachable") for message in home_log.messages)
+    assert [response.status_code for response in responses] == [200, 200, 200]
+    assert all(response.json()["result"] == SEEDED_BANNERS for response in responses)
+    warnings = [message for message in home_log.messages if message.startswith("banner cache unreachable")]
+    assert len(warnings) == 1  # once per outage pause, not once per request
     assert health.status_code == 503
     assert health.json() == {"status": "down", "database": "ok", "cache": "down", "broker": "down"}
+
+
+def test_an_outage_pauses_the_cache_then_lets_it_be_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 1000.0
+    monkeypatch.setattr("luffy.home.services.time.monotonic", lambda: now)
+    outage = CacheOutage()
+    assert not outage.ongoing
+    outage.record(ConnectionError("refused"))
+    assert outage.ongoing
+    now += CACHE_RETRY_SECONDS
+    assert not outage.ongoing
 
 
 async def test_embedded_mode_caches_in_the_data_dir(seeded: Settings) -> None:

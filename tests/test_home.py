@@ -236,7 +236,7 @@ async def test_embedded_scheduler_refreshes_the_cache(seeded: Settings, make_set
     async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
         await client.get(BANNERS_URL)
         await execute(settings.database_url, update(Banner).where(Banner.id == 2).values(is_show=False))
-        for _ in range(50):
+        for _ in range(150):
             ids = [banner["id"] for banner in (await client.get(BANNERS_URL)).json()["result"]]
             if ids == [1, 3]:
                 break

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, insert, select
+from taskiq import TaskiqEvents
 from taskiq.exceptions import SendTaskError
 
 from luffy.cache import make_cache_store
@@ -79,6 +80,21 @@ async def test_a_failing_task_rolls_its_transaction_back(embedded: Settings) -> 
     config = default_broker.state.sqlalchemy_config
     async with config.get_session() as session:
         assert await session.scalar(select(func.count()).select_from(Banner).where(Banner.title == "半途而废")) == 0
+
+
+async def test_embedded_brokers_run_client_and_worker_event_handlers(seeded: Settings) -> None:
+    seen: list[str] = []
+    handlers = {event: (lambda _state, name=event.name: seen.append(name)) for event in TaskiqEvents}
+    for event, handler in handlers.items():
+        default_broker.add_event_handler(event, handler)
+    try:
+        configure_brokers(seeded)
+        await start_brokers()
+        await stop_brokers()
+    finally:
+        for event, handler in handlers.items():
+            default_broker.event_handlers[event].remove(handler)
+    assert seen == ["CLIENT_STARTUP", "WORKER_STARTUP", "WORKER_SHUTDOWN", "CLIENT_SHUTDOWN"]
 
 
 async def test_a_running_broker_cannot_be_reconfigured(embedded: Settings) -> None:

@@ -23,6 +23,7 @@ from luffy.health import HealthController
 from luffy.responses import exception_handlers
 from luffy.settings import Settings, get_settings
 from luffy.user.auth import make_jwt_auth
+from luffy.user.controllers import UserController
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger("luffy")
@@ -35,6 +36,7 @@ def _lifespan(settings: Settings):
 
         app.state.redis = make_redis(settings) if settings.redis_url else None
         for broker in BROKERS.values():
+            broker.state.settings = settings
             await broker.startup()
         logger.info(
             "luffy %s up: database %s, %s",
@@ -58,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[])
+    api = Router(path=API_PREFIX, route_handlers=[UserController])
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],

@@ -18,6 +18,13 @@ import msgspec
 
 ENV_PREFIX = "LUFFY_"
 SMS_PROVIDERS = ("console", "tencent")
+TENCENT_REQUIRED = (
+    "TENCENT_SECRET_ID",
+    "TENCENT_SECRET_KEY",
+    "TENCENT_SDK_APP_ID",
+    "TENCENT_SIGN_NAME",
+    "TENCENT_TEMPLATE_ID",
+)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -54,6 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sms_mobile_daily_limit: int
     sms_ip_hourly_limit: int
     sms_max_wrong_tries: int
+    sms_retry_delay_seconds: float
     tencent_secret_id: str
     tencent_secret_key: str
     tencent_sdk_app_id: str
@@ -227,6 +235,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         raise SettingsError("LUFFY_SECRET_KEY", "must be at least 32 characters")
 
     media_prefix = "/" + read.text("MEDIA_PREFIX", "/media/").strip("/") + "/"
+    sms_provider = read.choice("SMS_PROVIDER", "console", SMS_PROVIDERS)
+    if sms_provider == "tencent":
+        for name in TENCENT_REQUIRED:
+            if read.raw(name) is None:
+                raise SettingsError(ENV_PREFIX + name, "required when LUFFY_SMS_PROVIDER=tencent")
     cors = tuple(origin.strip() for origin in read.text("CORS_ORIGINS", "*").split(",") if origin.strip())
 
     return Settings(
@@ -244,13 +257,14 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         banner_count=read.integer("BANNER_COUNT", 3, minimum=1, maximum=100),
         banner_refresh_seconds=read.integer("BANNER_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),
         result_ttl_seconds=read.integer("RESULT_TTL_SECONDS", 3_600, minimum=10, maximum=30 * 86_400),
-        sms_provider=read.choice("SMS_PROVIDER", "console", SMS_PROVIDERS),
+        sms_provider=sms_provider,
         sms_code_length=read.integer("SMS_CODE_LENGTH", 4, minimum=4, maximum=10),
         sms_code_ttl=read.integer("SMS_CODE_TTL", 300, minimum=10, maximum=86_400),
         sms_mobile_interval_seconds=read.integer("SMS_MOBILE_INTERVAL_SECONDS", 60, minimum=1, maximum=86_400),
         sms_mobile_daily_limit=read.integer("SMS_MOBILE_DAILY_LIMIT", 10, minimum=1),
         sms_ip_hourly_limit=read.integer("SMS_IP_HOURLY_LIMIT", 20, minimum=1),
         sms_max_wrong_tries=read.integer("SMS_MAX_WRONG_TRIES", 5, minimum=1, maximum=100),
+        sms_retry_delay_seconds=read.number("SMS_RETRY_DELAY_SECONDS", 2.0),
         tencent_secret_id=read.text("TENCENT_SECRET_ID", ""),
         tencent_secret_key=read.text("TENCENT_SECRET_KEY", ""),
         tencent_sdk_app_id=read.text("TENCENT_SDK_APP_ID", ""),

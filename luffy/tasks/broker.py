@@ -7,11 +7,12 @@ redelivered) and the Redis result backend. Embedded: in-process brokers, so task
 
 from __future__ import annotations
 
-from taskiq import AsyncBroker, InMemoryBroker, SmartRetryMiddleware, TaskiqEvents
+from taskiq import AsyncBroker, InMemoryBroker, TaskiqEvents
 from taskiq.state import TaskiqState
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from luffy.settings import Settings, get_settings
+from luffy.tasks.retry import BackoffRetryMiddleware
 
 QUEUES = ("default", "sms", "seckill")
 STREAM_PREFIX = "luffy:queue:"
@@ -41,7 +42,7 @@ def make_broker(queue: str, settings: Settings) -> AsyncBroker:
                 prefix_str=RESULT_PREFIX,
             )
         )
-    broker.add_middlewares(SmartRetryMiddleware(default_retry_count=3, use_jitter=True, use_delay_exponent=True))
+    broker.add_middlewares(BackoffRetryMiddleware(default_retry_count=3, use_jitter=True, use_delay_exponent=True))
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, _open_resources)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, _close_resources)
     return broker
@@ -52,7 +53,8 @@ async def _open_resources(state: TaskiqState) -> None:
     from luffy.cache import make_cache_store
     from luffy.db import make_sqlalchemy_config
 
-    settings = get_settings()
+    # The API's lifespan hands its own settings to an in-process broker; a worker reads the environment.
+    settings = getattr(state, "settings", None) or get_settings()
     state.settings = settings
     state.sqlalchemy_config = make_sqlalchemy_config(settings)
     state.cache_store = make_cache_store(settings)

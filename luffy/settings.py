@@ -259,7 +259,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         result_ttl_seconds=read.integer("RESULT_TTL_SECONDS", 3_600, minimum=10, maximum=30 * 86_400),
         sms_provider=sms_provider,
         sms_code_length=read.integer("SMS_CODE_LENGTH", 4, minimum=4, maximum=10),
-        sms_code_ttl=read.integer("SMS_CODE_TTL", 300, minimum=10, maximum=86_400),
+        sms_code_ttl=read.integer("SMS_CODE_TTL", 300, minimum=1, maximum=86_400),
         sms_mobile_interval_seconds=read.integer("SMS_MOBILE_INTERVAL_SECONDS", 60, minimum=1, maximum=86_400),
         sms_mobile_daily_limit=read.integer("SMS_MOBILE_DAILY_LIMIT", 10, minimum=1),
         sms_ip_hourly_limit=read.integer("SMS_IP_HOURLY_LIMIT", 20, minimum=1),

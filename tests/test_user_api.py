@@ -414,3 +414,24 @@ async def test_a_failed_enqueue_keeps_no_code_and_gives_the_quota_back(
             assert await cached_record(settings, MOBILE) is None
         assert (await client.post(SEND, json={"mobile": MOBILE})).status_code == 200
         assert await delivered_code(settings.database_url, MOBILE)
+
+
+async def test_openapi_lists_every_user_endpoint(sqlite_only: SettingsFactory) -> None:
+    async with running(sqlite_only()) as client:
+        paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    expected = {
+        "/api/v1/user/mobile/check_mobile": {"get"},
+        "/api/v1/user/user/mobile": {"get"},
+        "/api/v1/user/mobile/send_sms": {"get", "post"},
+        "/api/v1/user/user/send_sms": {"get"},
+        "/api/v1/user/mobile/login": {"post"},
+        "/api/v1/user/user/mobile_login": {"post"},
+        "/api/v1/user/me": {"get"},
+    }
+    assert {path: set(paths[path]) for path in expected} == expected
+    login = paths["/api/v1/user/mobile/login"]["post"]
+    assert login["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/LoginBody")
+    query = paths["/api/v1/user/mobile/send_sms"]["get"]["parameters"]
+    assert [(parameter["name"], parameter["in"], parameter["required"]) for parameter in query] == [
+        ("mobile", "query", True)
+    ]

@@ -6,6 +6,7 @@ Setting ``LUFFY_DATABASE_URL`` and ``LUFFY_REDIS_URL`` switches to production.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -45,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     media_root: Path
     media_prefix: str
     cors_origins: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
     log_level: str
     db_pool_size: int
     db_echo: bool
@@ -199,6 +201,15 @@ def _check_http_url(variable: str, url: str) -> str:
     return url.rstrip("/")
 
 
+def _check_proxy(host: str) -> None:
+    if host == "*":
+        return
+    try:
+        ipaddress.ip_network(host, strict=False)
+    except ValueError:
+        raise SettingsError("LUFFY_TRUSTED_PROXIES", f"{host!r} is not an IP address or network (or *)") from None
+
+
 def _embedded_secret(data_dir: Path) -> str:
     """The embedded mode's signing key: generated once, then kept in the data dir."""
     key_file = data_dir / "secret_key"
@@ -241,6 +252,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
             if read.raw(name) is None:
                 raise SettingsError(ENV_PREFIX + name, "required when LUFFY_SMS_PROVIDER=tencent")
     cors = tuple(origin.strip() for origin in read.text("CORS_ORIGINS", "*").split(",") if origin.strip())
+    proxies = tuple(host.strip() for host in read.text("TRUSTED_PROXIES", "").split(",") if host.strip())
+    for host in proxies:
+        _check_proxy(host)
 
     return Settings(
         data_dir=data_dir,
@@ -251,6 +265,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         media_root=Path(read.text("MEDIA_ROOT", str(data_dir / "media"))).expanduser().resolve(),
         media_prefix=media_prefix,
         cors_origins=cors or ("*",),
+        trusted_proxies=proxies,
         log_level=read.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
         db_pool_size=read.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
         db_echo=read.flag("DB_ECHO", False),

@@ -59,7 +59,7 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _send_code(request: Request[Any, Any, Any], sms: SmsDep, settings: SettingsDep, mobile: str) -> SmsSent:
+async def _send_code(request: Request[Any, Any, Any], sms: SmsCodeService, settings: Settings, mobile: str) -> SmsSent:
     # Imported here: the task module builds the brokers, which an app import must not do.
     from luffy.tasks.sms import enqueue_sms_code
 

@@ -74,8 +74,8 @@ def _group_alive(pgid: int) -> bool:
 def stop_group(child: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM the child's process group, then SIGKILL what is left after ``grace`` seconds.
 
-    A whole group, because a stopped taskiq worker's child process can outlive its parent: it
-    keeps waiting on the stream until a message arrives, and would take the next test's message.
+    The whole group and until it is gone: a worker's child process still reading the stream
+    would take the next test's message.
     """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGTERM)
@@ -125,8 +125,7 @@ def api_server(env: dict[str, str], log: Path) -> Iterator[str]:
 
 @contextmanager
 def sms_worker(env: dict[str, str], log: Path) -> Iterator[None]:
-    command = [sys.executable, "-m", "taskiq", "worker", "luffy.tasks.broker:sms_broker", "luffy.tasks.sms"]
-    command += ["--workers", "1"]
+    command = [sys.executable, "-m", "luffy", "worker", "--queue", "sms", "--workers", "1"]
     with process(command, env, log, lambda: "Listening started" in log.read_text(errors="replace"), grace=3):
         yield
 

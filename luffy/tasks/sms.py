@@ -38,7 +38,9 @@ async def _close_sms_provider(state: TaskiqState) -> None:
         await provider.aclose()
 
 
-sms_broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, _close_sms_provider)
+# A worker stops with WORKER_SHUTDOWN; the API, which runs embedded tasks itself, with CLIENT_SHUTDOWN.
+for _event in (TaskiqEvents.WORKER_SHUTDOWN, TaskiqEvents.CLIENT_SHUTDOWN):
+    sms_broker.add_event_handler(_event, _close_sms_provider)
 
 
 @sms_broker.task(

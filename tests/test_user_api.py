@@ -319,7 +319,8 @@ async def test_statement_budget(sms_settings: SettingsFactory) -> None:
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
         with count_statements(engine) as statements:
             assert (await client.post(SEND, json={"mobile": MOBILE})).status_code == 200
-        assert statements == [], "send_sms touches no database"
+        # Embedded, the send task runs on the app's engine at once: its SMS log writes are not the request's.
+        assert [statement for statement in statements if "luffy_sms_log" not in statement] == []
         code = await sms_code(settings, MOBILE)
         with count_statements(engine) as statements:
             login = await client.post(LOGIN, json={"mobile": MOBILE, "code": code})

@@ -19,6 +19,7 @@ from litestar.types.internal_types import PathParameterDefinition
 
 from luffy.cache import CACHE_STORE
 from luffy.settings import Settings
+from luffy.tasks.sms import enqueue_sms_code
 from luffy.user.auth import AuthUser, issue_token
 from luffy.user.schemas import (
     MOBILE_EXISTS,
@@ -60,9 +61,6 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
 
 
 async def _send_code(request: Request[Any, Any, Any], sms: SmsCodeService, settings: Settings, mobile: str) -> SmsSent:
-    # Imported here: the task module builds the brokers, which an app import must not do.
-    from luffy.tasks.sms import enqueue_sms_code
-
     await sms.request_code(
         parse_mobile(mobile),
         client_ip(request),

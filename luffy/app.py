@@ -26,6 +26,7 @@ from luffy.home.services import CacheOutage
 from luffy.responses import exception_handlers
 from luffy.settings import Settings, get_settings
 from luffy.user.auth import make_jwt_auth
+from luffy.user.controllers import UserController
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger("luffy")
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[HomeController])
+    api = Router(path=API_PREFIX, route_handlers=[HomeController, UserController])
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -16,6 +17,8 @@ from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
+from litestar.security.jwt import JWTAuth, Token
 from litestar.static_files import create_static_files_router
 
 from luffy import __version__
@@ -24,9 +27,11 @@ from luffy.course.controllers import CourseController
 from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
-from luffy.responses import exception_handlers
+from luffy.home.services import CacheOutage
+from luffy.responses import error_responses, exception_handlers
 from luffy.settings import Settings, get_settings
-from luffy.user.auth import make_jwt_auth
+from luffy.user.auth import AuthUser, make_jwt_auth
+from luffy.user.controllers import UserController
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger("luffy")
@@ -68,10 +73,27 @@ def _lifespan(settings: Settings):
 
 
 def _public_by_default(app_config: AppConfig) -> AppConfig:
-    """JWTAuth documents every operation as needing a token; only the protected handlers do (``security=``)."""
+    """JWTAuth documents every operation as needing a token; ``_document_operations`` marks the ones that do."""
     if app_config.openapi_config is not None:
         app_config.openapi_config.security = None
     return app_config
+
+
+def _document_operations(app: Litestar, jwt_auth: JWTAuth[AuthUser, Token]) -> None:
+    """Make the OpenAPI document (built lazily, on first use) tell the truth about every operation.
+
+    Litestar documents its own shape for a 400; Luffy answers with the contract's envelope. And only
+    the paths the JWT middleware does not exclude need a token (and may answer 401).
+    """
+    excluded = [jwt_auth.exclude] if isinstance(jwt_auth.exclude, str) else list(jwt_auth.exclude or [])
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        protected = not any(re.match(pattern, route.path) for pattern in excluded)
+        for handler in route.route_handlers:
+            handler.responses = {**error_responses(*((400, 401) if protected else (400,))), **(handler.responses or {})}
+            if protected:
+                handler.security = [*(handler.security or []), jwt_auth.security_requirement]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -79,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[HomeController, CourseController])
+    api = Router(path=API_PREFIX, route_handlers=[HomeController, CourseController, UserController])
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],
@@ -87,13 +109,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         name="media",
     )
     jwt_auth = make_jwt_auth(settings)
-    return Litestar(
+    app = Litestar(
         route_handlers=[HealthController, api, media],
         on_app_init=[jwt_auth.on_app_init, _public_by_default],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         stores={CACHE_STORE: make_cache_store(settings)},
-        state=State({"settings": settings, "sqlalchemy_config": sqlalchemy_config, "jwt_auth": jwt_auth}),
+        state=State(
+            {
+                "settings": settings,
+                "sqlalchemy_config": sqlalchemy_config,
+                "jwt_auth": jwt_auth,
+                "banner_cache_outage": CacheOutage(),
+            }
+        ),
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers,
         cors_config=CORSConfig(
@@ -116,3 +145,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
             disable_stack_trace={404, 405, 400, 401, 403, 429},
         ),
     )
+    _document_operations(app, jwt_auth)
+    return app

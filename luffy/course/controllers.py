@@ -129,7 +129,7 @@ class CourseController(Controller):
     @get(
         ["/actual/", "/list/", "/search/"],
         summary="A page of visible courses: filter, search, ordering, pagination",
-        responses=error_responses(400, 404),
+        responses=error_responses(404),
     )
     async def course_list(
         self,
@@ -152,7 +152,7 @@ class CourseController(Controller):
     @get(
         ["/actual/{course_id:int}/", "/list/{course_id:int}/"],
         summary="One visible course, its fields beside code and msg",
-        responses=error_responses(400, 404),
+        responses=error_responses(404),
     )
     async def course_detail(
         self, catalogue: NamedDependency[CourseCatalogue], course_id: FromPath[int]
@@ -165,7 +165,7 @@ class CourseController(Controller):
     @get(
         "/chapter/",
         summary="A course's visible chapters with their sections (a bare array, no envelope)",
-        responses=error_responses(400, 404),
+        responses=error_responses(404),
     )
     async def chapters(
         self,

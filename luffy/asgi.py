@@ -1,6 +1,8 @@
-"""The ASGI entry point for servers (``luffy serve`` runs Granian on it)."""
+"""The ASGI entry point for servers (``luffy serve`` runs Granian or uvicorn on it)."""
 
 from __future__ import annotations
+
+import gc
 
 from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from litestar.types import ASGIApp
@@ -19,3 +21,8 @@ def build(settings: Settings) -> ASGIApp:
 
 
 app = build(get_settings())
+# Everything built so far (modules, the app, its OpenAPI and SQL structures) lives as long as the
+# process: frozen, it is no longer scanned by every full collection, which otherwise paused each
+# worker for up to 230 ms under load (gc callbacks, 10 s of the list at 16 connections).
+gc.collect()
+gc.freeze()

@@ -21,6 +21,7 @@ from luffy.cache import CACHE_STORE, make_cache_store, make_redis
 from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.responses import exception_handlers
+from luffy.seckill.controllers import SeckillController, seckill_lifespan
 from luffy.settings import Settings, get_settings
 from luffy.user.auth import make_jwt_auth
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[])
+    api = Router(path=API_PREFIX, route_handlers=[SeckillController])
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         stores={CACHE_STORE: make_cache_store(settings)},
         state=State({"settings": settings, "sqlalchemy_config": sqlalchemy_config, "jwt_auth": jwt_auth}),
-        lifespan=[_lifespan(settings)],
+        lifespan=[_lifespan(settings), seckill_lifespan],
         exception_handlers=exception_handlers,
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),

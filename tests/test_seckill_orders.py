@@ -30,7 +30,9 @@ async def config(settings: Settings) -> AsyncIterator[SQLAlchemyAsyncConfig]:
     await config.get_engine().dispose()
 
 
-async def buy(config: SQLAlchemyAsyncConfig, goods_id: int, user_id: int, task_id: str | None = None) -> PurchaseOutcome:
+async def buy(
+    config: SQLAlchemyAsyncConfig, goods_id: int, user_id: int, task_id: str | None = None
+) -> PurchaseOutcome:
     async with session_scope(config) as session:
         return await place_order(
             session,

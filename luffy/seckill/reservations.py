@@ -164,7 +164,9 @@ class RedisReservations:
         self._sync = redis.register_script(_SYNC)
         self._remove = redis.register_script(_REMOVE)
 
-    async def admit(self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float) -> Admission:
+    async def admit(
+        self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
+    ) -> Admission:
         """Take one unit for ``user_id`` if any is left and they hold none, and record the task's owner."""
         by, ref = ("id", str(goods_id)) if goods_id is not None else ("name", name or "")
         status, found = await self._admit(
@@ -227,4 +229,3 @@ class RedisReservations:
             if stock is not None:
                 states[goods_id] = RedisGoods(stock=int(stock), pending=int(pending), buyers=int(buyers))
         return states
-

@@ -96,7 +96,9 @@ class DatabaseGate:
         self.store = store
         self.owner_ttl_seconds = owner_ttl_seconds
 
-    async def admit(self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float) -> Admission:
+    async def admit(
+        self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
+    ) -> Admission:
         async with session_scope(self.sqlalchemy_config) as session:
             goods = await find_goods(session, name=name, goods_id=goods_id)
         if goods is None:
@@ -238,7 +240,9 @@ async def abandon_purchase(gate: SeckillGate, goods_id: int, task_id: str) -> No
     try:
         await gate.settle(goods_id, task_id, ABANDONED)
     except (RedisError, OSError) as exc:
-        logger.warning("seckill reservation of task %s not given back (%s); run `luffy seckill reconcile`", task_id, exc)
+        logger.warning(
+            "seckill reservation of task %s not given back (%s); run `luffy seckill reconcile`", task_id, exc
+        )
 
 
 _sqlite_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -308,7 +312,9 @@ async def place_order(
     return PurchaseOutcome(outcome=ORDERED, order_no=order_no)
 
 
-async def _existing_order(session: AsyncSession, *, goods_id: int, user_id: int, task_id: str) -> PurchaseOutcome | None:
+async def _existing_order(
+    session: AsyncSession, *, goods_id: int, user_id: int, task_id: str
+) -> PurchaseOutcome | None:
     row = (
         await session.execute(
             select(Order.task_id, Order.order_no).where(Order.user_id == user_id, Order.goods_id == goods_id)
@@ -475,9 +481,7 @@ async def stock_report(
     session: AsyncSession, reservations: RedisReservations | None, *, name: str | None = None
 ) -> list[StockReport]:
     """Goods on sale (or the one named) with their stock and order count; Redis's view when given."""
-    orders = (
-        select(Order.goods_id, func.count().label("orders")).group_by(Order.goods_id).subquery("order_counts")
-    )
+    orders = select(Order.goods_id, func.count().label("orders")).group_by(Order.goods_id).subquery("order_counts")
     query = (
         select(SeckillGoods, func.coalesce(orders.c.orders, 0))
         .outerjoin(orders, orders.c.goods_id == SeckillGoods.id)

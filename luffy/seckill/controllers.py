@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from litestar import Controller, Litestar, Request, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, Parameter
 from litestar.security.jwt import Token
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,7 +54,10 @@ class SeckillController(Controller):
         description="Answers 您正在排队 with a task_id once the order task is enqueued, or 101 with a reason at once.",
     )
     async def purchase(
-        self, request: Request[AuthUser, Token, Any], data: PurchaseRequest, gate: SeckillGate
+        self,
+        request: Request[AuthUser, Token, Any],
+        data: JSONBody[PurchaseRequest],
+        gate: NamedDependency[SeckillGate],
     ) -> QueuedReply | FailedReply:
         return await request_purchase(gate, data, request.user.id, _enqueue)
 
@@ -62,7 +65,7 @@ class SeckillController(Controller):
     async def outcome(
         self,
         request: Request[AuthUser, Token, Any],
-        gate: SeckillGate,
+        gate: NamedDependency[SeckillGate],
         task_id: Annotated[str, Parameter(min_length=1, max_length=TASK_ID_MAX_LENGTH)],
     ) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
         return await purchase_status(gate, purchase.broker.result_backend, task_id, request.user.id)

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -72,6 +72,7 @@ class SeckillError(ValueError):
     """An operator's request that cannot be carried out (bad goods data)."""
 
 
+@runtime_checkable
 class SeckillGate(Protocol):
     """Where a purchase request is admitted and its reservation settled: Redis, or the database alone."""
 

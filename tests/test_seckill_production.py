@@ -1,0 +1,171 @@
+"""Production seckill with real processes: ``luffy serve``, seckill task workers, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from redis.asyncio import Redis
+from sqlalchemy import select, text
+
+from luffy.cache import make_redis
+from luffy.db import make_sqlalchemy_config, session_scope
+from luffy.seckill.models import SeckillGoods
+from luffy.seckill.reservations import RedisGoods, RedisReservations
+from luffy.settings import Settings, load_settings
+from luffy.user.auth import issue_token, make_jwt_auth
+from tests.conftest import truncate_all
+from tests.seckill_processes import Stack, poll_all, post_all, production_env
+from tests.seckill_support import create_users, sale_state
+
+pytestmark = pytest.mark.slow
+FINAL_WITHIN_SECONDS = 60
+
+
+class Production(msgspec.Struct):
+    stack: Stack
+    settings: Settings
+    config: SQLAlchemyAsyncConfig
+    redis: Redis
+
+    def tokens(self, user_ids: list[int]) -> list[str]:
+        jwt_auth = make_jwt_auth(self.settings)
+        return [issue_token(jwt_auth, user_id, str(user_id)) for user_id in user_ids]
+
+    async def goods_id(self, name: str) -> int:
+        async with session_scope(self.config) as session:
+            goods_id = await session.scalar(select(SeckillGoods.id).where(SeckillGoods.name == name))
+        assert goods_id is not None
+        return goods_id
+
+    async def in_redis(self, goods_id: int) -> RedisGoods:
+        reservations = RedisReservations(self.redis, owner_ttl_seconds=60)
+        return (await reservations.state([goods_id]))[goods_id]
+
+
+@pytest.fixture
+async def production(postgres_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Production]:
+    await truncate_all(postgres_url)
+    env = production_env(postgres_url, redis_url, tmp_path / "data")
+    settings = load_settings(env)
+    redis = make_redis(settings)
+    await redis.flushdb()
+    config = make_sqlalchemy_config(settings)
+    stack = Stack(env, tmp_path)
+    try:
+        yield Production(stack=stack, settings=settings, config=config, redis=redis)
+    finally:
+        stack.stop_all()
+        await config.get_engine().dispose()
+        await redis.aclose()
+
+
+def outcome(reply: dict[str, object]) -> tuple[object, object]:
+    return reply["code"], reply.get("reason")
+
+
+async def test_500_buyers_for_50_units_with_two_workers(production: Production) -> None:
+    production.stack.luffy("seckill", "load", "flash-500", "--stock", "50", "--price", "9.90")
+    base_url = production.stack.start_api()
+    production.stack.start_worker()
+    production.stack.start_worker()
+    goods_id = await production.goods_id("flash-500")
+    users = await create_users(production.config, 500)
+    tokens = production.tokens(users)
+
+    replies = await post_all(base_url, tokens, {"name": "flash-500"})
+    queued = [(token, reply["task_id"]) for token, reply in zip(tokens, replies, strict=True) if reply["code"] == 100]
+    finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert len(queued) == 50, "Redis lets through exactly as many tasks as there are units"
+    answers = Counter(outcome(reply) for reply in [*finals, *(r for r in replies if r["code"] != 100)])
+    assert answers == {(100, None): 50, (101, "sold_out"): 450}
+    state = await sale_state(production.config, goods_id)
+    assert (state.stock, state.orders, state.buyers_with_two_orders) == (0, 50, 0)
+    assert await production.in_redis(goods_id) == RedisGoods(stock=0, pending=0, buyers=50)
+    winners = {user for user, reply in zip(users, replies, strict=True) if reply["code"] == 100}
+    assert set(state.order_users) == winners
+    status = production.stack.luffy("seckill", "status", "flash-500")
+    assert "yes" in status.stdout
+
+
+async def test_one_user_firing_20_requests_gets_one_order(production: Production) -> None:
+    production.stack.luffy("seckill", "load", "flash-one", "--stock", "10")
+    base_url = production.stack.start_api()
+    production.stack.start_worker()
+    goods_id = await production.goods_id("flash-one")
+    [user] = await create_users(production.config, 1)
+    [token] = production.tokens([user])
+
+    replies = await post_all(base_url, [token] * 20, {"goods_id": goods_id})
+    queued = [(token, reply["task_id"]) for reply in replies if reply["code"] == 100]
+    finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert Counter(outcome(reply) for reply in replies) == {(100, None): 1, (101, "duplicate"): 19}
+    assert [outcome(reply) for reply in finals] == [(100, None)]
+    state = await sale_state(production.config, goods_id)
+    assert (state.stock, state.orders) == (9, 1)
+    assert await production.in_redis(goods_id) == RedisGoods(stock=9, pending=0, buyers=1)
+
+
+async def test_the_post_path_needs_no_database(production: Production) -> None:
+    """An API process that cannot reach any database still queues purchases and reports their outcome."""
+    production.stack.luffy("seckill", "load", "flash-nodb", "--stock", "3")
+    base_url = production.stack.start_api(LUFFY_DATABASE_URL="postgresql+asyncpg://luffy:luffy@127.0.0.1:1/nowhere")
+    production.stack.start_worker()
+    goods_id = await production.goods_id("flash-nodb")
+    users = await create_users(production.config, 5)
+    tokens = production.tokens(users)
+
+    replies = await post_all(base_url, tokens, {"name": "flash-nodb"})
+    queued = [(token, reply["task_id"]) for token, reply in zip(tokens, replies, strict=True) if reply["code"] == 100]
+    finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert Counter(outcome(reply) for reply in replies) == {(100, None): 3, (101, "sold_out"): 2}
+    assert [outcome(reply) for reply in finals] == [(100, None)] * 3
+    assert (await sale_state(production.config, goods_id)).orders == 3
+
+
+async def test_a_killed_worker_loses_no_accepted_request(production: Production) -> None:
+    production.stack.luffy("seckill", "load", "flash-kill", "--stock", "30")
+    base_url = production.stack.start_api()
+    doomed = production.stack.start_worker()
+    goods_id = await production.goods_id("flash-kill")
+    users = await create_users(production.config, 100)
+    tokens = production.tokens(users)
+
+    # Hold the goods row, so the worker's tasks are stuck in their transactions when it dies.
+    async with production.config.get_engine().connect() as blocker:
+        await blocker.execute(text("SELECT id FROM luffy_seckill_goods WHERE id = :id FOR UPDATE"), {"id": goods_id})
+        replies = await post_all(base_url, tokens, {"name": "flash-kill"})
+        await _until_tasks_are_waiting_on_the_row(production.config)
+        production.stack.kill(doomed)
+        await blocker.rollback()
+
+    production.stack.start_worker()
+    queued = [(token, reply["task_id"]) for token, reply in zip(tokens, replies, strict=True) if reply["code"] == 100]
+    finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert len(queued) == 30
+    assert [outcome(reply) for reply in finals] == [(100, None)] * 30
+    state = await sale_state(production.config, goods_id)
+    assert (state.stock, state.orders, state.buyers_with_two_orders) == (0, 30, 0)
+    assert state.stock + state.orders == 30
+    assert await production.in_redis(goods_id) == RedisGoods(stock=0, pending=0, buyers=30)
+
+
+async def _until_tasks_are_waiting_on_the_row(config: SQLAlchemyAsyncConfig) -> None:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(30):
+        while True:
+            async with config.get_engine().connect() as connection:
+                if await connection.scalar(query):
+                    return
+            await asyncio.sleep(0.05)

@@ -280,6 +280,8 @@ def seckill_load(
     """Create or update flash-sale goods in the database, then copy them to Redis (production)."""
     from decimal import Decimal, InvalidOperation
 
+    from redis.exceptions import RedisError
+
     from luffy.db import session_scope
     from luffy.seckill.services import SeckillError, load_goods, publish_goods, stock_report
 
@@ -298,7 +300,16 @@ def seckill_load(
             goods_id = goods.id
         async with session_scope(config) as session:
             if reservations is not None:
-                await publish_goods(session, reservations, goods_ids=[goods_id])
+                try:
+                    await publish_goods(session, reservations, goods_ids=[goods_id])
+                except (RedisError, OSError) as exc:
+                    err_console.print(
+                        f"[red]error:[/red] saved in the database, but Redis was not updated ({type(exc).__name__}); "
+                        "run `luffy seckill reconcile` once Redis is reachable",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                    raise typer.Exit(1) from None
             return await stock_report(session, reservations, name=name.strip())
 
     try:

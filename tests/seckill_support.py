@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar import Litestar
 from sqlalchemy import func, insert, select
 
 from luffy.db import session_scope
@@ -15,6 +19,27 @@ from luffy.seckill.services import load_goods
 from luffy.user.models import User
 
 HAT = "性感帽子"
+
+
+@asynccontextmanager
+async def running(app: Litestar) -> AsyncIterator[None]:
+    """The app's lifespan, held by one task (its cancel scopes must be left by the task that entered them)."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.wait([holder, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if holder.done():
+        holder.result()
+    try:
+        yield
+    finally:
+        stop.set()
+        await holder
 
 
 async def create_users(config: SQLAlchemyAsyncConfig, count: int, *, first_mobile: int = 13_000_000_000) -> list[int]:

@@ -6,7 +6,6 @@ import asyncio
 import datetime
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -18,32 +17,11 @@ from luffy.seckill.models import SeckillGoods
 from luffy.settings import Settings, get_settings
 from luffy.user.auth import issue_token
 from tests.conftest import TEST_SECRET
-from tests.seckill_support import HAT, create_goods, create_users, sale_state
+from tests.seckill_support import HAT, create_goods, create_users, running, sale_state
 
 URL = "/api/v1/user/sckill/"
 NOW = datetime.datetime.now(datetime.UTC)
 FINAL_WITHIN_SECONDS = 20
-
-
-@asynccontextmanager
-async def running(app: Litestar) -> AsyncIterator[None]:
-    """The app's lifespan, held by one task (its cancel scopes must be left by the task that entered them)."""
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    holder = asyncio.create_task(hold())
-    await asyncio.wait([holder, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
-    if holder.done():
-        holder.result()
-    try:
-        yield
-    finally:
-        stop.set()
-        await holder
 
 
 class Sale:

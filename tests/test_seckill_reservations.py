@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from luffy.app import create_app
+from luffy.db import make_sqlalchemy_config
 from luffy.seckill.reservations import (
     ABANDONED,
     ENDED,
@@ -25,6 +27,8 @@ from luffy.seckill.reservations import (
 )
 from luffy.seckill.schemas import DUPLICATE, NOT_ACTIVE, ORDERED, SOLD_OUT
 from luffy.seckill.services import new_task_id
+from luffy.settings import Settings
+from tests.seckill_support import HAT, create_goods, running
 
 HAT_ID = 7
 
@@ -209,3 +213,19 @@ async def test_many_buyers_fit_in_one_sync(reservations: RedisReservations) -> N
     buyers = list(range(1, 25_001))
     await reservations.sync(hat(stock=0, buyers=buyers))
     assert (await reservations.state([HAT_ID]))[HAT_ID].buyers == 25_000
+
+
+async def test_app_start_up_copies_goods_redis_lacks_and_leaves_live_ones_alone(
+    redis: Redis, clean_database: str, make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    settings = make_settings(clean_database, redis_url)
+    config = make_sqlalchemy_config(settings)
+    goods_id = await create_goods(config, stock=5)
+    await config.get_engine().dispose()
+    reservations = RedisReservations(redis, owner_ttl_seconds=60)
+
+    async with running(create_app(settings)):
+        assert (await reservations.state([goods_id]))[goods_id] == RedisGoods(stock=5, pending=0, buyers=0)
+        await reservations.admit(name=HAT, goods_id=None, user_id=1, task_id=new_task_id(), now=time.time())
+    async with running(create_app(settings)):
+        assert (await reservations.state([goods_id]))[goods_id] == RedisGoods(stock=4, pending=1, buyers=1)

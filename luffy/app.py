@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
@@ -20,6 +21,7 @@ from luffy import __version__
 from luffy.cache import CACHE_STORE, make_cache_store, make_redis
 from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
+from luffy.home.controllers import HomeController
 from luffy.responses import exception_handlers
 from luffy.seckill.controllers import SeckillController, seckill_lifespan
 from luffy.settings import Settings, get_settings
@@ -32,11 +34,18 @@ logger = logging.getLogger("luffy")
 def _lifespan(settings: Settings):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        from luffy.tasks.broker import BROKERS
+        from luffy.tasks.broker import configure_brokers, start_brokers, stop_brokers
+        from luffy.tasks.scheduler import run_embedded_scheduler
+        from luffy.tasks.worker import import_task_modules
 
         app.state.redis = make_redis(settings) if settings.redis_url else None
-        for broker in BROKERS.values():
-            await broker.startup()
+        # Embedded tasks share the API's database engine and cache store.
+        configure_brokers(
+            settings, sqlalchemy_config=app.state.sqlalchemy_config, cache_store=app.stores.get(CACHE_STORE)
+        )
+        import_task_modules()
+        await start_brokers()
+        scheduler = asyncio.create_task(run_embedded_scheduler(settings)) if settings.is_embedded else None
         logger.info(
             "luffy %s up: database %s, %s",
             __version__,
@@ -46,8 +55,11 @@ def _lifespan(settings: Settings):
         try:
             yield
         finally:
-            for broker in BROKERS.values():
-                await broker.shutdown()
+            if scheduler is not None:
+                scheduler.cancel()
+                with suppress(asyncio.CancelledError):
+                    await scheduler
+            await stop_brokers()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
 
@@ -59,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[SeckillController])
+    api = Router(path=API_PREFIX, route_handlers=[HomeController, SeckillController])
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],

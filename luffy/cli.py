@@ -22,6 +22,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations (Alembic, through advanced-alchemy).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+cache_app = typer.Typer(help="The cache (Redis in production, the data dir when embedded).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+banner_app = typer.Typer(
+    help="Home page banners: each change is written to the database, then to the cache.", no_args_is_help=True
+)
+app.add_typer(banner_app, name="banner")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -117,7 +123,10 @@ def seed(
     current = settings()
     config = make_sqlalchemy_config(current)
 
+    cache_refreshed = False
+
     async def work() -> dict[str, int]:
+        nonlocal cache_refreshed
         try:
             async with session_scope(config) as session:
                 report = await load_seed(session, current.media_root)
@@ -125,6 +134,10 @@ def seed(
                 f"seed rows upserted: {sum(report.rows_by_table.values())} in {len(report.rows_by_table)} tables; "
                 f"{report.media_files} media files copied to {current.media_root}"
             )
+            banners = await _refresh_banner_cache(current, config)
+            if banners is not None:
+                cache_refreshed = True
+                console.print(f"banner cache refreshed: {len(banners)} banners")
             if demo:
                 with Progress(
                     TextColumn("{task.description:<22}"),
@@ -153,6 +166,8 @@ def seed(
     for name, rows in counts.items():
         table.add_row(name, str(rows))
     console.print(table)
+    if not cache_refreshed:
+        raise typer.Exit(1)
 
 
 # --- serve ---------------------------------------------------------------------------------------
@@ -186,6 +201,243 @@ def serve(
         log_access=False,
         respawn_failed_workers=True,
     ).serve()
+
+
+# --- worker, scheduler -----------------------------------------------------------------------------
+
+
+def _production_only(command: str) -> Settings:
+    current = settings()
+    if current.is_embedded:
+        err_console.print(
+            f"[red]error:[/red] luffy {command} needs LUFFY_REDIS_URL; "
+            "in embedded mode tasks and the scheduler run inside luffy serve",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    return current
+
+
+def _check_queues(queues: list[str] | None) -> list[str] | None:
+    from luffy.tasks.broker import QUEUES
+
+    unknown = sorted(set(queues or ()) - set(QUEUES))
+    if unknown:
+        raise typer.BadParameter(f"unknown queue {', '.join(unknown)}; choose among {', '.join(QUEUES)}")
+    return queues
+
+
+@app.command()
+def worker(
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue", "-q", callback=_check_queues, help="Queue to serve (repeat for several); default: all."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64, help="Processes per queue.")] = 1,
+) -> None:
+    """Run task workers (production). SIGTERM: finish running tasks, then exit; unfinished ones are redelivered."""
+    from luffy.tasks.broker import QUEUES
+    from luffy.tasks.worker import run_workers
+
+    current = _production_only("worker")
+    selected = list(dict.fromkeys(queue)) if queue else list(QUEUES)
+    raise typer.Exit(run_workers(selected, workers, current))
+
+
+@app.command()
+def scheduler() -> None:
+    """Send the periodic tasks (production); a second instance stands by until the first one stops."""
+    import logging
+
+    from luffy.tasks.scheduler import run_scheduler_process
+
+    current = _production_only("scheduler")
+    logging.basicConfig(level=current.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    raise typer.Exit(asyncio.run(run_scheduler_process(current)))
+
+
+# --- cache, banner ---------------------------------------------------------------------------------
+
+
+async def _refresh_banner_cache(current: Settings, config: Any) -> list[Any] | None:
+    """Rewrite the banner cache after a committed write; ``None`` (and a message) when the cache is down."""
+    from luffy.cache import make_cache_store
+    from luffy.db import session_scope
+    from luffy.home.services import CACHE_ERRORS, refresh_banner_cache
+
+    store = make_cache_store(current)
+    try:
+        async with store, session_scope(config) as session:
+            return await refresh_banner_cache(session, store, current)
+    except CACHE_ERRORS as exc:
+        err_console.print(
+            f"[red]error:[/red] the database is up to date, but the banner cache could not be refreshed ({exc}); "
+            f"the scheduler refreshes it within {current.banner_refresh_seconds} s",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return None
+
+
+def _print_cached_banners(banners: list[Any]) -> None:
+    table = Table("id", "title", "image", "link", "info", title=f"cached banners ({len(banners)})")
+    for banner in banners:
+        table.add_row(str(banner.id), banner.title, banner.image or "", banner.link, banner.info)
+    console.print(table)
+
+
+def _banner_write(write: Callable[[Any], Coroutine[Any, Any, Any]], done: str) -> None:
+    """Run ``write(session)`` in a transaction, then refresh the cache; one line per failure."""
+    import msgspec
+    from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
+
+    from luffy.db import make_sqlalchemy_config, session_scope
+
+    current = settings()
+    config = make_sqlalchemy_config(current)
+
+    async def work() -> list[Any] | None:
+        try:
+            async with session_scope(config) as session:
+                banner = await write(session)
+            console.print(done.format(id=banner.id, title=banner.title))
+            return await _refresh_banner_cache(current, config)
+        finally:
+            await config.get_engine().dispose()
+
+    try:
+        banners = run_async(work)
+    except NotFoundError:
+        err_console.print("[red]error:[/red] no such banner (or it is deleted)", highlight=False)
+        raise typer.Exit(2) from None
+    except DuplicateKeyError:
+        err_console.print("[red]error:[/red] another banner has this title", highlight=False)
+        raise typer.Exit(2) from None
+    except (ValueError, msgspec.ValidationError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if banners is None:
+        raise typer.Exit(1)
+    _print_cached_banners(banners)
+
+
+def _banner_changes(**fields: Any) -> Any:
+    import msgspec
+
+    from luffy.home.schemas import BannerChanges
+
+    try:
+        return msgspec.convert({name: value for name, value in fields.items() if value is not None}, BannerChanges)
+    except msgspec.ValidationError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+TitleOption = Annotated[str | None, typer.Option(help="Up to 16 characters, unique.")]
+ImageOption = Annotated[str | None, typer.Option(help="Media path, e.g. banner/banner1.png (under LUFFY_MEDIA_ROOT).")]
+LinkOption = Annotated[str | None, typer.Option(help="Front end route or URL, up to 64 characters.")]
+InfoOption = Annotated[str | None, typer.Option(help="Description.")]
+OrdersOption = Annotated[int | None, typer.Option(help="Display order (smaller first).")]
+
+
+@cache_app.command("refresh-banner")
+def cache_refresh_banner() -> None:
+    """Rewrite the cached home banners from the database now."""
+    from luffy.db import make_sqlalchemy_config
+
+    current = settings()
+    config = make_sqlalchemy_config(current)
+
+    async def work() -> list[Any] | None:
+        try:
+            return await _refresh_banner_cache(current, config)
+        finally:
+            await config.get_engine().dispose()
+
+    banners = run_async(work)
+    if banners is None:
+        raise typer.Exit(1)
+    _print_cached_banners(banners)
+
+
+@banner_app.command("list")
+def banner_list(
+    deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted banners.")] = False,
+) -> None:
+    """Every banner in the database, shown or not."""
+    from luffy.db import make_sqlalchemy_config, session_scope
+    from luffy.home.services import all_banners
+
+    current = settings()
+    config = make_sqlalchemy_config(current)
+
+    async def work() -> list[Any]:
+        try:
+            async with session_scope(config) as session:
+                return await all_banners(session, include_deleted=deleted)
+        finally:
+            await config.get_engine().dispose()
+
+    table = Table("id", "orders", "shown", "title", "image", "link", "info", title="banners")
+    for banner in run_async(work):
+        shown = "deleted" if banner.is_delete else ("yes" if banner.is_show else "no")
+        table.add_row(str(banner.id), str(banner.orders), shown, banner.title, banner.image, banner.link, banner.info)
+    console.print(table)
+
+
+@banner_app.command("add")
+def banner_add(
+    title: TitleOption = None,
+    image: ImageOption = None,
+    link: LinkOption = None,
+    info: InfoOption = None,
+    orders: OrdersOption = None,
+    show: Annotated[bool, typer.Option("--show/--hide", help="Visible on the home page.")] = True,
+) -> None:
+    """Add a banner (title, image, link and info required)."""
+    from luffy.home.services import add_banner
+
+    changes = _banner_changes(title=title, image=image, link=link, info=info, orders=orders, is_show=show)
+    _banner_write(lambda session: add_banner(session, changes), "added banner {id} ({title})")
+
+
+@banner_app.command("update")
+def banner_update(
+    banner_id: Annotated[int, typer.Argument(help="Banner id (see luffy banner list).")],
+    title: TitleOption = None,
+    image: ImageOption = None,
+    link: LinkOption = None,
+    info: InfoOption = None,
+    orders: OrdersOption = None,
+    show: Annotated[bool | None, typer.Option("--show/--hide", help="Visible on the home page.")] = None,
+) -> None:
+    """Change the given fields of a banner."""
+    from luffy.home.services import change_banner
+
+    changes = _banner_changes(title=title, image=image, link=link, info=info, orders=orders, is_show=show)
+    _banner_write(lambda session: change_banner(session, banner_id, changes), "updated banner {id} ({title})")
+
+
+@banner_app.command("hide")
+def banner_hide(banner_id: Annotated[int, typer.Argument(help="Banner id.")]) -> None:
+    """Take a banner off the home page (luffy banner update ID --show brings it back)."""
+    from luffy.home.schemas import BannerChanges
+    from luffy.home.services import change_banner
+
+    _banner_write(
+        lambda session: change_banner(session, banner_id, BannerChanges(is_show=False)), "hid banner {id} ({title})"
+    )
+
+
+@banner_app.command("delete")
+def banner_delete(banner_id: Annotated[int, typer.Argument(help="Banner id.")]) -> None:
+    """Delete a banner (soft: the row stays, marked deleted, invisible everywhere)."""
+    from luffy.home.services import delete_banner
+
+    _banner_write(lambda session: delete_banner(session, banner_id), "deleted banner {id} ({title})")
 
 
 # --- seckill -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from luffy.cache import CACHE_STORE
 from luffy.db import ping
+from luffy.tasks.broker import BROKERS
 
 logger = logging.getLogger("luffy.health")
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -33,12 +34,10 @@ class HealthController(Controller):
     @get("/", summary="Health of the API and its database, cache and broker", cache=False)
     async def health(self, request: Request, state: State) -> Response[dict[str, str]]:
         store = request.app.stores.get(CACHE_STORE)
-        redis = state.redis
         database, cache, broker = await asyncio.gather(
             _check("database", ping(state.sqlalchemy_config.get_engine())),
             _check("cache", store.exists("health_probe")),
-            # Embedded mode's broker lives in this process; in production it is Redis.
-            _check("broker", redis.ping() if redis is not None else asyncio.sleep(0)),
+            _check("broker", asyncio.gather(*(queue_broker.ping() for queue_broker in BROKERS.values()))),
         )
         parts = {"database": database, "cache": cache, "broker": broker}
         healthy = all(value == "ok" for value in parts.values())

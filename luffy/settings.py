@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     banner_refresh_seconds: int
 
     result_ttl_seconds: int
+    task_redelivery_seconds: int
+    task_stream_maxlen: int
+    worker_shutdown_seconds: int
 
     sms_provider: str
     sms_code_length: int
@@ -244,6 +247,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         banner_count=read.integer("BANNER_COUNT", 3, minimum=1, maximum=100),
         banner_refresh_seconds=read.integer("BANNER_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),
         result_ttl_seconds=read.integer("RESULT_TTL_SECONDS", 3_600, minimum=10, maximum=30 * 86_400),
+        task_redelivery_seconds=read.integer("TASK_REDELIVERY_SECONDS", 60, minimum=1, maximum=86_400),
+        task_stream_maxlen=read.integer("TASK_STREAM_MAXLEN", 100_000, minimum=1_000, maximum=100_000_000),
+        worker_shutdown_seconds=read.integer("WORKER_SHUTDOWN_SECONDS", 30, minimum=1, maximum=3_600),
         sms_provider=read.choice("SMS_PROVIDER", "console", SMS_PROVIDERS),
         sms_code_length=read.integer("SMS_CODE_LENGTH", 4, minimum=4, maximum=10),
         sms_code_ttl=read.integer("SMS_CODE_TTL", 300, minimum=10, maximum=86_400),

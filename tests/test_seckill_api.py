@@ -14,9 +14,8 @@ from sqlalchemy import update
 
 from luffy.app import create_app
 from luffy.seckill.models import SeckillGoods
-from luffy.settings import Settings, get_settings
+from luffy.settings import Settings
 from luffy.user.auth import issue_token
-from tests.conftest import TEST_SECRET
 from tests.seckill_support import HAT, create_goods, create_users, running, sale_state
 
 URL = "/api/v1/user/sckill/"
@@ -65,23 +64,12 @@ class Sale:
 
 
 @pytest.fixture
-async def sale(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Sale]:
-    # The in-process broker builds its task resources from the process settings.
-    for name, value in {
-        "LUFFY_DATA_DIR": str(settings.data_dir),
-        "LUFFY_DATABASE_URL": settings.database_url,
-        "LUFFY_SECRET_KEY": TEST_SECRET,
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+async def sale(settings: Settings) -> AsyncIterator[Sale]:
     app = create_app(settings)
-    try:
-        async with running(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
-                yield Sale(app, client)
-    finally:
-        get_settings.cache_clear()
+    async with running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
+            yield Sale(app, client)
 
 
 async def test_no_token_is_a_401(sale: Sale) -> None:

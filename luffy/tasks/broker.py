@@ -1,71 +1,385 @@
 """The TaskIQ brokers, one per queue, so a flood on one queue never delays the others.
 
-Production: a Redis stream per queue (acknowledged delivery: a killed worker's messages are
-redelivered) and the Redis result backend. Embedded: in-process brokers, so tasks run inside
-``luffy serve``; results are read through the same ``result_backend`` interface either way.
+A queue has one broker object for the life of the process (task modules decorate their functions
+with ``@sms_broker.task(...)`` at import), but what it talks to follows the settings it is given
+when the process starts: ``configure_brokers(settings)`` in the API's lifespan, the environment
+in a ``luffy worker`` process.
+
+- Production (``LUFFY_REDIS_URL`` set): a Redis stream per queue read by one consumer group. A
+  message is acknowledged only after its result is saved, and a message a killed worker left
+  unacknowledged is claimed by another worker after ``LUFFY_TASK_REDELIVERY_SECONDS``. Results
+  live in Redis for ``LUFFY_RESULT_TTL_SECONDS``.
+- Embedded: tasks run inside this process (``luffy serve``), results are kept in memory.
+
+Either way results are read through the broker's ``result_backend``, so callers don't care.
 """
 
 from __future__ import annotations
 
-from taskiq import AsyncBroker, InMemoryBroker, SmartRetryMiddleware, TaskiqEvents
-from taskiq.state import TaskiqState
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar.stores.base import Store
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq import AckableMessage, AsyncBroker, SmartRetryMiddleware
+from taskiq.brokers.inmemory_broker import InmemoryResultBackend
+from taskiq.kicker import AsyncKicker
+from taskiq.message import BrokerMessage, TaskiqMessage
+from taskiq.receiver import Receiver
+from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
+from luffy.cache import make_cache_store
+from luffy.db import make_sqlalchemy_config
 from luffy.settings import Settings, get_settings
 
 QUEUES = ("default", "sms", "seckill")
 STREAM_PREFIX = "luffy:queue:"
 RESULT_PREFIX = "luffy:result"
 CONSUMER_GROUP = "luffy"
-STREAM_MAXLEN = 100_000
-# A SIGKILLed worker's unacknowledged messages are reclaimed after this long.
-REDELIVERY_IDLE_MS = 30_000
+# Messages a worker reads ahead; they count as in flight (their redelivery clock runs) until done.
+READ_BATCH = 10
+READ_BLOCK_MS = 1_000
+RECLAIM_BATCH = 100
+REDIS_CONNECT_TIMEOUT_SECONDS = 2.0
+RECONNECT_PAUSE_SECONDS = 1.0
 EMBEDDED_STORED_RESULTS = 100_000
+EMBEDDED_CONCURRENCY = 100
+RETRY_DEFAULT_TRIES = 3
+RETRY_BASE_DELAY_SECONDS = 1.0
+RETRY_MAX_DELAY_SECONDS = 30.0
+
+logger = logging.getLogger("luffy.tasks")
 
 
-def make_broker(queue: str, settings: Settings) -> AsyncBroker:
-    if settings.redis_url is None:
-        broker: AsyncBroker = InMemoryBroker(max_stored_results=EMBEDDED_STORED_RESULTS, propagate_exceptions=False)
-    else:
-        broker = RedisStreamBroker(
-            url=settings.redis_url,
-            queue_name=STREAM_PREFIX + queue,
-            consumer_group_name=CONSUMER_GROUP,
-            maxlen=STREAM_MAXLEN,
-            idle_timeout=REDELIVERY_IDLE_MS,
-            unacknowledged_lock_timeout=REDELIVERY_IDLE_MS / 1000,
-        ).with_result_backend(
-            RedisAsyncResultBackend(
+class ReclaimingStreamBroker(RedisStreamBroker):
+    """taskiq-redis's stream broker, made to redeliver on a quiet queue and to free acknowledged entries.
+
+    taskiq-redis 1.2 runs XAUTOCLAIM only after a read that returned new messages, so a task left
+    unacknowledged by a killed worker would wait for unrelated traffic. Here every pass of the read
+    loop (at most ``xread_block`` ms apart) claims messages idle for longer than ``idle_timeout``.
+    XAUTOCLAIM is atomic and resets the idle time, so two workers never claim one message at once,
+    and no lock is needed. Acknowledging also deletes the entry, so the stream holds only work not
+    yet done and ``maxlen`` is a bound for overload, not the garbage collector.
+    """
+
+    _listening = False
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        self._listening = True
+        loop = asyncio.get_running_loop()
+        next_reclaim = 0.0
+        connection_lost = False
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            while True:
+                # On Python 3.11 asyncio.wait_for (redis-py's send path) swallows a cancellation that lands
+                # as the write completes; without this check a stopping worker would keep reading forever.
+                reader = asyncio.current_task()
+                if reader is not None and reader.cancelling():
+                    raise asyncio.CancelledError
+                try:
+                    fetched = await redis.xreadgroup(
+                        self.consumer_group_name,
+                        self.consumer_name,
+                        {self.queue_name: ">"},
+                        block=self.block,
+                        count=self.count,
+                    )
+                    claimed: list[tuple[bytes, dict[bytes, bytes] | None]] = []
+                    if loop.time() >= next_reclaim:
+                        next_reclaim = loop.time() + self.block / 1000
+                        _cursor, claimed, *_deleted = await redis.xautoclaim(
+                            self.queue_name,
+                            self.consumer_group_name,
+                            self.consumer_name,
+                            min_idle_time=self.idle_timeout,
+                            count=self.unacknowledged_batch_size,
+                        )
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    if not connection_lost:
+                        logger.warning("queue %s: Redis unreachable (%s); retrying", self.queue_name, exc)
+                    connection_lost = True
+                    await asyncio.sleep(RECONNECT_PAUSE_SECONDS)
+                    continue
+                except ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    logger.warning("queue %s: consumer group missing (Redis flushed?); recreating it", self.queue_name)
+                    await self._declare_consumer_group()
+                    continue
+                if connection_lost:
+                    logger.info("queue %s: Redis reachable again", self.queue_name)
+                    connection_lost = False
+                for stream, entries in fetched or []:
+                    for message_id, fields in entries:
+                        yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, stream))
+                for message_id, fields in claimed:
+                    if not fields:  # trimmed from the stream while pending: nothing left to run
+                        continue
+                    logger.warning(
+                        "queue %s: redelivering message %s, left unacknowledged by a stopped worker",
+                        self.queue_name,
+                        message_id.decode(),
+                    )
+                    yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, self.queue_name))
+
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        async def ack() -> None:
+            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=True) as pipe:
+                await pipe.xack(queue_name, self.consumer_group_name, id).xdel(queue_name, id).execute()
+
+        return ack
+
+    async def shutdown(self) -> None:
+        if self._listening:
+            await self._leave_group()
+        await super().shutdown()
+
+    async def _leave_group(self) -> None:
+        """Forget this consumer unless it still owns messages (those are redelivered from its entry)."""
+        try:
+            async with Redis(connection_pool=self.connection_pool) as redis:
+                pending = await redis.xpending_range(
+                    self.queue_name,
+                    self.consumer_group_name,
+                    min="-",
+                    max="+",
+                    count=1,
+                    consumername=self.consumer_name,
+                )
+                if not pending:
+                    await redis.xgroup_delconsumer(self.queue_name, self.consumer_group_name, self.consumer_name)
+        except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+            logger.debug("queue %s: could not remove consumer %s: %s", self.queue_name, self.consumer_name, exc)
+
+
+class BackoffRetryMiddleware(SmartRetryMiddleware):
+    """Retries tasks labelled ``retry_on_error=True`` (labels ``max_retries``, ``delay``) with backoff.
+
+    SmartRetryMiddleware hands the delay on as a ``delay`` label that Redis streams ignore, so on
+    its own it would retry at once. Here the failed attempt waits, then sends the retry; its own
+    message stays unacknowledged meanwhile, so a worker killed while waiting loses nothing. The
+    attempt plus its wait must stay below ``LUFFY_TASK_REDELIVERY_SECONDS``.
+    """
+
+    async def on_send(self, kicker: AsyncKicker[Any, Any], message: TaskiqMessage, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await kicker.kiq(*message.args, **message.kwargs)
+
+
+class QueueBroker(AsyncBroker):
+    """One queue's broker: a Redis stream or this process, as the settings it starts with say."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__()
+        self.queue = queue
+        self.stream_name = STREAM_PREFIX + queue
+        self.started = False
+        self._settings: Settings | None = None
+        self._shared_resources: tuple[SQLAlchemyAsyncConfig, Store] | None = None
+        self._stream: ReclaimingStreamBroker | None = None
+        self._in_process: Receiver | None = None
+        self._in_process_slots: asyncio.Semaphore | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._resources = AsyncExitStack()
+        self.add_middlewares(
+            BackoffRetryMiddleware(
+                default_retry_count=RETRY_DEFAULT_TRIES,
+                default_delay=RETRY_BASE_DELAY_SECONDS,
+                use_jitter=True,
+                use_delay_exponent=True,
+                max_delay_exponent=RETRY_MAX_DELAY_SECONDS,
+            )
+        )
+
+    def configure(
+        self,
+        settings: Settings,
+        *,
+        sqlalchemy_config: SQLAlchemyAsyncConfig | None = None,
+        cache_store: Store | None = None,
+    ) -> None:
+        """Use ``settings`` from the next start-up; tasks run here share the given database and cache."""
+        if self.started:
+            raise RuntimeError(f"the {self.queue} broker is running; shut it down before configuring it")
+        self._settings = settings
+        if sqlalchemy_config is not None and cache_store is not None:
+            self._shared_resources = (sqlalchemy_config, cache_store)
+        else:
+            self._shared_resources = None
+
+    @property
+    def settings(self) -> Settings:
+        """The configured settings; a worker process that was not configured reads the environment."""
+        if self._settings is None:
+            self._settings = get_settings()
+        return self._settings
+
+    @property
+    def runs_tasks(self) -> bool:
+        """Tasks run in this process: a worker, or any process in embedded mode."""
+        return self.is_worker_process or self.settings.is_embedded
+
+    async def startup(self) -> None:
+        if self.started:
+            raise RuntimeError(f"the {self.queue} broker is already running")
+        settings = self.settings
+        if settings.is_embedded:
+            self.result_backend = InmemoryResultBackend(max_stored_results=EMBEDDED_STORED_RESULTS)
+            self._in_process = Receiver(broker=self, run_startup=False, max_async_tasks=EMBEDDED_CONCURRENCY)
+            self._in_process_slots = asyncio.Semaphore(EMBEDDED_CONCURRENCY)
+        else:
+            assert settings.redis_url is not None
+            self._stream = ReclaimingStreamBroker(
+                url=settings.redis_url,
+                queue_name=self.stream_name,
+                consumer_group_name=CONSUMER_GROUP,
+                # A group made after tasks were sent must still deliver them; acknowledged entries are deleted,
+                # so reading the stream from its start never repeats finished work.
+                consumer_id="0",
+                consumer_name=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+                maxlen=settings.task_stream_maxlen,
+                idle_timeout=settings.task_redelivery_seconds * 1000,
+                xread_block=READ_BLOCK_MS,
+                xread_count=READ_BATCH,
+                unacknowledged_batch_size=RECLAIM_BATCH,
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+                health_check_interval=30,
+            )
+            self.result_backend = RedisAsyncResultBackend(
                 redis_url=settings.redis_url,
                 result_ex_time=settings.result_ttl_seconds,
                 prefix_str=RESULT_PREFIX,
+                serializer=JSONSerializer(),
+                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
             )
-        )
-    broker.add_middlewares(SmartRetryMiddleware(default_retry_count=3, use_jitter=True, use_delay_exponent=True))
-    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, _open_resources)
-    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, _close_resources)
-    return broker
+        self._resources = AsyncExitStack()
+        if self.runs_tasks:
+            await self._open_task_resources(settings)
+        await super().startup()
+        if self._stream is not None:
+            try:
+                await self._stream.startup()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # The API starts anyway (serving what needs no tasks); the group is made on reconnection.
+                logger.warning(
+                    "queue %s: Redis unreachable (%s); tasks cannot be sent until it is back", self.queue, exc
+                )
+        self.started = True
+        if self._stream is None:
+            logger.debug("queue %s: tasks run in this process", self.queue)
+        elif self.is_worker_process:
+            logger.info(
+                "queue %s: consuming Redis stream %s as %s; unacknowledged messages redelivered after %d s",
+                self.queue,
+                self.stream_name,
+                self._stream.consumer_name,
+                settings.task_redelivery_seconds,
+            )
+
+    async def _open_task_resources(self, settings: Settings) -> None:
+        """What tasks reach through their dependencies (``luffy.tasks.deps``)."""
+        if self._shared_resources is not None:
+            sqlalchemy_config, cache_store = self._shared_resources
+        else:
+            sqlalchemy_config = make_sqlalchemy_config(settings)
+            cache_store = make_cache_store(settings)
+            await self._resources.enter_async_context(cache_store)
+            self._resources.push_async_callback(sqlalchemy_config.get_engine().dispose)
+        self.state.settings = settings
+        self.state.sqlalchemy_config = sqlalchemy_config
+        self.state.cache_store = cache_store
+
+    async def shutdown(self) -> None:
+        if not self.started:
+            return
+        if self._in_flight:
+            logger.info("queue %s: waiting for %d in-process tasks", self.queue, len(self._in_flight))
+            await asyncio.wait(self._in_flight, timeout=self.settings.worker_shutdown_seconds)
+        try:
+            await super().shutdown()
+            if self._stream is not None:
+                await self._stream.shutdown()
+        finally:
+            await self._resources.aclose()
+            self._stream = None
+            self._in_process = None
+            self.started = False
+
+    async def kick(self, message: BrokerMessage) -> None:
+        if self._stream is not None:
+            await self._stream.kick(message)
+            return
+        if self._in_process is None:
+            raise RuntimeError(f"the {self.queue} broker is not started")
+        assert self._in_process_slots is not None
+        task = asyncio.create_task(self._run_in_process(self._in_process, self._in_process_slots, message.message))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    @staticmethod
+    async def _run_in_process(receiver: Receiver, slots: asyncio.Semaphore, data: bytes) -> None:
+        async with slots:
+            await receiver.callback(data)
+
+    def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        if self._stream is None:
+            raise RuntimeError(f"the {self.queue} broker runs tasks in-process: there is no queue to listen to")
+        return self._stream.listen()
+
+    async def ping(self) -> None:
+        """Raises unless the broker can take tasks: started, and its Redis answering in production."""
+        if not self.started:
+            raise RuntimeError(f"the {self.queue} broker is not started")
+        if self._stream is not None:
+            async with Redis(connection_pool=self._stream.connection_pool) as redis:
+                await redis.ping()
+
+    async def wait_in_process(self) -> None:
+        """Embedded mode: wait until the tasks sent so far have run (tests, the CLI)."""
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight))
 
 
-async def _open_resources(state: TaskiqState) -> None:
-    """What tasks reach through dependencies: built when a worker starts, not at import."""
-    from luffy.cache import make_cache_store
-    from luffy.db import make_sqlalchemy_config
-
-    settings = get_settings()
-    state.settings = settings
-    state.sqlalchemy_config = make_sqlalchemy_config(settings)
-    state.cache_store = make_cache_store(settings)
+default_broker = QueueBroker("default")
+sms_broker = QueueBroker("sms")
+seckill_broker = QueueBroker("seckill")
+BROKERS: dict[str, QueueBroker] = {broker.queue: broker for broker in (default_broker, sms_broker, seckill_broker)}
 
 
-async def _close_resources(state: TaskiqState) -> None:
-    config = getattr(state, "sqlalchemy_config", None)
-    if config is not None:
-        await config.get_engine().dispose()
+def configure_brokers(
+    settings: Settings,
+    *,
+    sqlalchemy_config: SQLAlchemyAsyncConfig | None = None,
+    cache_store: Store | None = None,
+) -> None:
+    """Point every queue's broker at ``settings`` (tasks run here share the database and cache given)."""
+    for broker in BROKERS.values():
+        broker.configure(settings, sqlalchemy_config=sqlalchemy_config, cache_store=cache_store)
 
 
-_settings = get_settings()
-default_broker = make_broker("default", _settings)
-sms_broker = make_broker("sms", _settings)
-seckill_broker = make_broker("seckill", _settings)
-BROKERS: dict[str, AsyncBroker] = {"default": default_broker, "sms": sms_broker, "seckill": seckill_broker}
+async def start_brokers() -> None:
+    started: list[QueueBroker] = []
+    try:
+        for broker in BROKERS.values():
+            await broker.startup()
+            started.append(broker)
+    except BaseException:
+        for broker in reversed(started):
+            await broker.shutdown()
+        raise
+
+
+async def stop_brokers() -> None:
+    for broker in reversed(BROKERS.values()):
+        await broker.shutdown()

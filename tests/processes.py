@@ -1,0 +1,83 @@
+"""Run ``luffy`` commands as real processes, the way an operator or a supervisor does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+
+def luffy_env(values: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment without its ``LUFFY_*`` variables, plus ``values``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LUFFY_")}
+    env.pop("PYTHONPATH", None)
+    return env | {"COLUMNS": "200", **values}
+
+
+def run_luffy(env: Mapping[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "luffy", *args],
+        env=luffy_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class LuffyProcess:
+    """A long-running ``luffy`` command in its own process group, its output in a log file."""
+
+    def __init__(self, env: Mapping[str, str], args: tuple[str, ...], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "luffy", *args],
+                env=luffy_env(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if self.popen.poll() is not None:
+                pytest.fail(f"luffy {' '.join(self.args)} exited ({self.popen.returncode}):\n{self.log}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} from luffy {' '.join(self.args)} in {timeout} s:\n{self.log}")
+            time.sleep(0.05)
+
+    def send(self, signum: int) -> None:
+        os.kill(self.popen.pid, signum)
+
+    def kill_all(self) -> None:
+        """SIGKILL the whole process tree, as a crash or an OOM kill would."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def wait(self, timeout: float = 20) -> int:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"luffy {' '.join(self.args)} still running after {timeout} s:\n{self.log}")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)

@@ -1,0 +1,234 @@
+"""``GET /api/v1/home/banner/``: the contract's Home section, served from the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from luffy.app import create_app
+from luffy.cache import make_cache_store
+from luffy.db import make_sqlalchemy_config, session_scope
+from luffy.home.models import Banner
+from luffy.home.services import BANNER_CACHE_KEY, refresh_banner_cache
+from luffy.settings import Settings
+from tests.services import _free_port
+from tests.sqlcount import count_statements
+
+BANNERS_URL = "/api/v1/home/banner/"
+SEEDED_BANNERS = [
+    {
+        "id": 1,
+        "title": "Python开发入门",
+        "image": "http://testserver.local/media/banner/banner1.png",
+        "link": "/free-course",
+        "info": "21天从零学会Python",
+    },
+    {
+        "id": 2,
+        "title": "Linux运维精讲",
+        "image": "http://testserver.local/media/banner/banner2.png",
+        "link": "/actual-course",
+        "info": "5周Linux系统基础",
+    },
+    {
+        "id": 3,
+        "title": "项目实战",
+        "image": "http://testserver.local/media/banner/banner3.png",
+        "link": "/light-course",
+        "info": "从需求到上线的Python项目",
+    },
+]
+
+
+async def execute(database_url: str, statement: Any, rows: list[dict[str, Any]] | None = None) -> None:
+    """Change the database behind the application's back, as an operator with psql would."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(statement, rows) if rows else await connection.execute(statement)
+    finally:
+        await engine.dispose()
+
+
+def banner_row(banner_id: int, orders: int, **overrides: Any) -> dict[str, Any]:
+    return {
+        "id": banner_id,
+        "orders": orders,
+        "title": f"banner {banner_id}",
+        "image": f"banner/{banner_id}.png",
+        "link": f"/link/{banner_id}",
+        "info": f"info {banner_id}",
+        "is_show": True,
+        "is_delete": False,
+        **overrides,
+    }
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_settings(
+    seeded: Settings, redis_client: redis.Redis, redis_url: str, make_settings: Callable[..., Settings]
+) -> Settings:
+    return make_settings(seeded.database_url, redis_url)
+
+
+async def test_seeded_banners_with_absolute_image_urls(client: AsyncTestClient[Litestar], seeded: Settings) -> None:
+    response = await client.get(BANNERS_URL)
+    assert response.status_code == 200
+    assert response.json() == {"code": 100, "msg": "成功", "result": SEEDED_BANNERS}
+    assert (await client.get(BANNERS_URL.rstrip("/"))).json()["result"] == SEEDED_BANNERS
+
+
+async def test_visible_banners_by_orders_then_id_up_to_the_count(
+    clean_database: str, make_settings: Callable[..., Settings]
+) -> None:
+    await execute(
+        clean_database,
+        insert(Banner),
+        [
+            banner_row(1, 5),
+            banner_row(2, 1, is_show=False),
+            banner_row(3, 1, is_delete=True),
+            banner_row(4, 3),
+            banner_row(5, 3),
+            banner_row(6, 9),
+            banner_row(7, 0, image=""),
+        ],
+    )
+    app = create_app(make_settings(clean_database, LUFFY_BANNER_COUNT="4"))
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        result = (await client.get(BANNERS_URL)).json()["result"]
+    assert [banner["id"] for banner in result] == [7, 4, 5, 1]
+    assert result[0]["image"] is None
+    assert result[1] == {
+        "id": 4,
+        "title": "banner 4",
+        "image": "http://testserver.local/media/banner/4.png",
+        "link": "/link/4",
+        "info": "info 4",
+    }
+
+
+async def test_no_banners_is_an_empty_list(client: AsyncTestClient[Litestar], settings: Settings) -> None:
+    response = await client.get(BANNERS_URL)
+    assert response.json() == {"code": 100, "msg": "成功", "result": []}
+
+
+async def test_a_hit_makes_no_sql_and_a_miss_one_statement(redis_settings: Settings) -> None:
+    app = create_app(redis_settings)
+    engine = app.state.sqlalchemy_config.get_engine()
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        with count_statements(engine) as miss:
+            first = await client.get(BANNERS_URL)
+        with count_statements(engine) as hit:
+            second = await client.get(BANNERS_URL)
+    assert first.json()["result"] == second.json()["result"] == SEEDED_BANNERS
+    assert len(miss) == 1
+    assert hit == []
+
+
+async def test_the_cache_answers_until_refreshed(redis_settings: Settings, redis_client: redis.Redis) -> None:
+    app = create_app(redis_settings)
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        await client.get(BANNERS_URL)
+        assert redis_client.ttl(BANNER_CACHE_KEY) == 2 * redis_settings.banner_refresh_seconds
+        await execute(redis_settings.database_url, update(Banner).where(Banner.id == 1).values(title="改过"))
+        assert (await client.get(BANNERS_URL)).json()["result"][0]["title"] == "Python开发入门"
+
+        config, store = make_sqlalchemy_config(redis_settings), make_cache_store(redis_settings)
+        async with store, session_scope(config) as session:
+            refreshed = await refresh_banner_cache(session, store, redis_settings)
+        await config.get_engine().dispose()
+        assert refreshed[0].title == "改过"
+        assert (await client.get(BANNERS_URL)).json()["result"][0]["title"] == "改过"
+
+
+async def test_an_unreadable_cached_value_is_rebuilt(redis_settings: Settings, redis_client: redis.Redis) -> None:
+    redis_client.set(BANNER_CACHE_KEY, b"not json")
+    async with AsyncTestClient(app=create_app(redis_settings), base_url="http://testserver.local") as client:
+        response = await client.get(BANNERS_URL)
+    assert response.json()["result"] == SEEDED_BANNERS
+    assert redis_client.get(BANNER_CACHE_KEY).startswith(b"[")
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def home_log() -> Iterator[Records]:
+    """What ``luffy.home`` logs (Litestar's logging config routes records past pytest's caplog)."""
+    records = Records()
+    logger = logging.getLogger("luffy.home")
+    logger.addHandler(records)
+    yield records
+    logger.removeHandler(records)
+
+
+async def test_redis_unreachable_answers_from_the_database(
+    seeded: Settings, make_settings: Callable[..., Settings], home_log: Records
+) -> None:
+    closed_port = _free_port()
+    settings = make_settings(seeded.database_url, f"redis://127.0.0.1:{closed_port}/0")
+    async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
+        response = await client.get(BANNERS_URL)
+        health = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["result"] == SEEDED_BANNERS
+    assert any(message.startswith("banner cache unreachable") for message in home_log.messages)
+    assert health.status_code == 503
+    assert health.json() == {"status": "down", "database": "ok", "cache": "down", "broker": "down"}
+
+
+async def test_embedded_mode_caches_in_the_data_dir(seeded: Settings) -> None:
+    assert seeded.is_embedded
+    app = create_app(seeded)
+    engine = app.state.sqlalchemy_config.get_engine()
+    async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        await client.get(BANNERS_URL)
+        with count_statements(engine) as hit:
+            response = await client.get(BANNERS_URL)
+    assert hit == []
+    assert response.json()["result"] == SEEDED_BANNERS
+    assert any((seeded.data_dir / "cache").iterdir())
+
+
+async def test_embedded_scheduler_refreshes_the_cache(seeded: Settings, make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(seeded.database_url, LUFFY_BANNER_REFRESH_SECONDS="1")
+    async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
+        await client.get(BANNERS_URL)
+        await execute(settings.database_url, update(Banner).where(Banner.id == 2).values(is_show=False))
+        for _ in range(50):
+            ids = [banner["id"] for banner in (await client.get(BANNERS_URL)).json()["result"]]
+            if ids == [1, 3]:
+                break
+            await asyncio.sleep(0.1)
+    assert ids == [1, 3]
+
+
+async def test_health_pings_the_redis_broker(redis_settings: Settings) -> None:
+    async with AsyncTestClient(app=create_app(redis_settings)) as client:
+        response = await client.get("/health")
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok", "broker": "ok"}

@@ -12,11 +12,15 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from tests.conftest import TEST_SECRET
 
+URL = "/api/v1/user/sckill/"
 STARTUP_SECONDS = 30
+# A killed worker's messages are claimed by another after this long (short, to keep tests fast).
+REDELIVERY_SECONDS = 3
 
 
 def _free_port() -> int:
@@ -33,6 +37,7 @@ def production_env(database_url: str, redis_url: str, data_dir: Path, **override
         "LUFFY_SECRET_KEY": TEST_SECRET,
         "LUFFY_DATA_DIR": str(data_dir),
         "LUFFY_LOG_LEVEL": "WARNING",
+        "LUFFY_TASK_REDELIVERY_SECONDS": str(REDELIVERY_SECONDS),
         "COLUMNS": "200",
         **overrides,
     }
@@ -70,20 +75,9 @@ class Stack:
                 time.sleep(0.1)
         raise RuntimeError(f"the API did not start: {self.logs('api')}")
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        """A seckill task worker (one process)."""
-        command = [
-            sys.executable,
-            "-m",
-            "taskiq",
-            "worker",
-            "luffy.tasks.broker:seckill_broker",
-            "luffy.tasks.seckill",
-            "--workers",
-            "1",
-            "--log-level",
-            "WARNING",
-        ]
+    def start_worker(self, processes: int = 1) -> subprocess.Popen[bytes]:
+        """``luffy worker --queue seckill``."""
+        command = [sys.executable, "-m", "luffy", "worker", "--queue", "seckill", "--workers", str(processes)]
         return self._spawn("worker", command, self.env)
 
     def luffy(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -121,17 +115,12 @@ async def post_all(
     base_url: str, tokens: Iterable[str], body: dict[str, object], *, in_flight: int = 64
 ) -> list[dict[str, object]]:
     """One POST per token, at most ``in_flight`` at a time; the replies in token order."""
-    gate = asyncio.Semaphore(in_flight)
-    limits = httpx.Limits(max_connections=in_flight)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+    async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=in_flight)) as client:
 
         async def one(token: str) -> dict[str, object]:
-            async with gate:
-                response = await client.post(
-                    "/api/v1/user/sckill/", json=body, headers={"Authorization": f"Bearer {token}"}
-                )
-            assert response.status_code == 200, response.text
-            return response.json()
+            async with client.post(URL, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
+                assert response.status == 200, await response.text()
+                return await response.json()
 
         return await asyncio.gather(*(one(token) for token in tokens))
 
@@ -141,17 +130,15 @@ async def poll_all(
 ) -> list[dict[str, object]]:
     """The final answer (not 103) of every ``(token, task_id)``, polled in rounds."""
     answers: dict[str, dict[str, object]] = {}
-    gate = asyncio.Semaphore(in_flight)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=in_flight)) as client:
 
         async def one(token: str, task_id: str) -> None:
-            async with gate:
-                response = await client.get(
-                    "/api/v1/user/sckill/", params={"task_id": task_id}, headers={"Authorization": f"Bearer {token}"}
-                )
-            assert response.status_code == 200, response.text
-            if response.json()["code"] != 103:
-                answers[task_id] = response.json()
+            headers = {"Authorization": f"Bearer {token}"}
+            async with client.get(URL, params={"task_id": task_id}, headers=headers) as response:
+                assert response.status == 200, await response.text()
+                reply = await response.json()
+            if reply["code"] != 103:
+                answers[task_id] = reply
 
         async with asyncio.timeout(within_seconds):
             while len(answers) < len(tasks):

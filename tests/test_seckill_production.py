@@ -11,17 +11,17 @@ import msgspec
 import pytest
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from redis.asyncio import Redis
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from luffy.cache import make_redis
 from luffy.db import make_sqlalchemy_config, session_scope
-from luffy.seckill.models import SeckillGoods
 from luffy.seckill.reservations import RedisGoods, RedisReservations
+from luffy.seckill.services import publish_goods
 from luffy.settings import Settings, load_settings
 from luffy.user.auth import issue_token, make_jwt_auth
 from tests.conftest import truncate_all
 from tests.seckill_processes import Stack, poll_all, post_all, production_env
-from tests.seckill_support import create_users, sale_state
+from tests.seckill_support import create_goods, create_users, sale_state
 
 pytestmark = pytest.mark.slow
 FINAL_WITHIN_SECONDS = 60
@@ -37,10 +37,11 @@ class Production(msgspec.Struct):
         jwt_auth = make_jwt_auth(self.settings)
         return [issue_token(jwt_auth, user_id, str(user_id)) for user_id in user_ids]
 
-    async def goods_id(self, name: str) -> int:
+    async def load(self, name: str, stock: int) -> int:
+        """What ``luffy seckill load NAME --stock N`` does (its CLI is tested in test_seckill_cli)."""
+        goods_id = await create_goods(self.config, name=name, stock=stock)
         async with session_scope(self.config) as session:
-            goods_id = await session.scalar(select(SeckillGoods.id).where(SeckillGoods.name == name))
-        assert goods_id is not None
+            await publish_goods(session, RedisReservations(self.redis, owner_ttl_seconds=60), goods_ids=[goods_id])
         return goods_id
 
     async def in_redis(self, goods_id: int) -> RedisGoods:
@@ -70,11 +71,10 @@ def outcome(reply: dict[str, object]) -> tuple[object, object]:
 
 
 async def test_500_buyers_for_50_units_with_two_workers(production: Production) -> None:
-    production.stack.luffy("seckill", "load", "flash-500", "--stock", "50", "--price", "9.90")
+    goods_id = await production.load("flash-500", 50)
+    production.stack.start_worker()
+    production.stack.start_worker()
     base_url = production.stack.start_api()
-    production.stack.start_worker()
-    production.stack.start_worker()
-    goods_id = await production.goods_id("flash-500")
     users = await create_users(production.config, 500)
     tokens = production.tokens(users)
 
@@ -95,10 +95,9 @@ async def test_500_buyers_for_50_units_with_two_workers(production: Production) 
 
 
 async def test_one_user_firing_20_requests_gets_one_order(production: Production) -> None:
-    production.stack.luffy("seckill", "load", "flash-one", "--stock", "10")
-    base_url = production.stack.start_api()
+    goods_id = await production.load("flash-one", 10)
     production.stack.start_worker()
-    goods_id = await production.goods_id("flash-one")
+    base_url = production.stack.start_api()
     [user] = await create_users(production.config, 1)
     [token] = production.tokens([user])
 
@@ -115,10 +114,9 @@ async def test_one_user_firing_20_requests_gets_one_order(production: Production
 
 async def test_the_post_path_needs_no_database(production: Production) -> None:
     """An API process that cannot reach any database still queues purchases and reports their outcome."""
-    production.stack.luffy("seckill", "load", "flash-nodb", "--stock", "3")
-    base_url = production.stack.start_api(LUFFY_DATABASE_URL="postgresql+asyncpg://luffy:luffy@127.0.0.1:1/nowhere")
+    goods_id = await production.load("flash-nodb", 3)
     production.stack.start_worker()
-    goods_id = await production.goods_id("flash-nodb")
+    base_url = production.stack.start_api(LUFFY_DATABASE_URL="postgresql+asyncpg://luffy:luffy@127.0.0.1:1/nowhere")
     users = await create_users(production.config, 5)
     tokens = production.tokens(users)
 
@@ -132,10 +130,9 @@ async def test_the_post_path_needs_no_database(production: Production) -> None:
 
 
 async def test_a_killed_worker_loses_no_accepted_request(production: Production) -> None:
-    production.stack.luffy("seckill", "load", "flash-kill", "--stock", "30")
-    base_url = production.stack.start_api()
+    goods_id = await production.load("flash-kill", 30)
     doomed = production.stack.start_worker()
-    goods_id = await production.goods_id("flash-kill")
+    base_url = production.stack.start_api()
     users = await create_users(production.config, 100)
     tokens = production.tokens(users)
 
@@ -152,6 +149,7 @@ async def test_a_killed_worker_loses_no_accepted_request(production: Production)
     finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
 
     assert len(queued) == 30
+    assert "redelivering" in production.stack.logs("worker"), "the dead worker's tasks were claimed again"
     assert [outcome(reply) for reply in finals] == [(100, None)] * 30
     state = await sale_state(production.config, goods_id)
     assert (state.stock, state.orders, state.buyers_with_two_orders) == (0, 30, 0)

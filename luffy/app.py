@@ -22,10 +22,12 @@ from luffy.cache import CACHE_STORE, make_cache_store, make_redis
 from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
+from luffy.home.services import CacheOutage
 from luffy.responses import exception_handlers
 from luffy.seckill.controllers import SeckillController, seckill_lifespan
 from luffy.settings import Settings, get_settings
 from luffy.user.auth import make_jwt_auth
+from luffy.user.controllers import UserController
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger("luffy")
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[HomeController, SeckillController])
+    api = Router(path=API_PREFIX, route_handlers=[HomeController, UserController, SeckillController])
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],
@@ -85,7 +87,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         stores={CACHE_STORE: make_cache_store(settings)},
-        state=State({"settings": settings, "sqlalchemy_config": sqlalchemy_config, "jwt_auth": jwt_auth}),
+        state=State(
+            {
+                "settings": settings,
+                "sqlalchemy_config": sqlalchemy_config,
+                "jwt_auth": jwt_auth,
+                "banner_cache_outage": CacheOutage(),
+            }
+        ),
         lifespan=[_lifespan(settings), seckill_lifespan],
         exception_handlers=exception_handlers,
         cors_config=CORSConfig(

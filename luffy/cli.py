@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,6 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from luffy.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from luffy.home.models import Banner
+    from luffy.home.schemas import BannerChanges, BannerItem
 
 app = typer.Typer(
     name="luffy",
@@ -262,7 +270,7 @@ def scheduler() -> None:
 # --- cache, banner ---------------------------------------------------------------------------------
 
 
-async def _refresh_banner_cache(current: Settings, config: Any) -> list[Any] | None:
+async def _refresh_banner_cache(current: Settings, config: SQLAlchemyAsyncConfig) -> list[BannerItem] | None:
     """Rewrite the banner cache after a committed write; ``None`` (and a message) when the cache is down."""
     from luffy.cache import make_cache_store
     from luffy.db import session_scope
@@ -282,14 +290,14 @@ async def _refresh_banner_cache(current: Settings, config: Any) -> list[Any] | N
         return None
 
 
-def _print_cached_banners(banners: list[Any]) -> None:
+def _print_cached_banners(banners: list[BannerItem]) -> None:
     table = Table("id", "title", "image", "link", "info", title=f"cached banners ({len(banners)})")
     for banner in banners:
         table.add_row(str(banner.id), banner.title, banner.image or "", banner.link, banner.info)
     console.print(table)
 
 
-def _banner_write(write: Callable[[Any], Coroutine[Any, Any, Any]], done: str) -> None:
+def _banner_write(write: Callable[[AsyncSession], Coroutine[Any, Any, Banner]], done: str) -> None:
     """Run ``write(session)`` in a transaction, then refresh the cache; one line per failure."""
     import msgspec
     from advanced_alchemy.exceptions import DuplicateKeyError, NotFoundError
@@ -299,7 +307,7 @@ def _banner_write(write: Callable[[Any], Coroutine[Any, Any, Any]], done: str) -
     current = settings()
     config = make_sqlalchemy_config(current)
 
-    async def work() -> list[Any] | None:
+    async def work() -> list[BannerItem] | None:
         try:
             async with session_scope(config) as session:
                 banner = await write(session)
@@ -324,7 +332,7 @@ def _banner_write(write: Callable[[Any], Coroutine[Any, Any, Any]], done: str) -
     _print_cached_banners(banners)
 
 
-def _banner_changes(**fields: Any) -> Any:
+def _banner_changes(**fields: Any) -> BannerChanges:
     import msgspec
 
     from luffy.home.schemas import BannerChanges
@@ -351,7 +359,7 @@ def cache_refresh_banner() -> None:
     current = settings()
     config = make_sqlalchemy_config(current)
 
-    async def work() -> list[Any] | None:
+    async def work() -> list[BannerItem] | None:
         try:
             return await _refresh_banner_cache(current, config)
         finally:
@@ -374,7 +382,7 @@ def banner_list(
     current = settings()
     config = make_sqlalchemy_config(current)
 
-    async def work() -> list[Any]:
+    async def work() -> list[Banner]:
         try:
             async with session_scope(config) as session:
                 return await all_banners(session, include_deleted=deleted)
@@ -438,6 +446,83 @@ def banner_delete(banner_id: Annotated[int, typer.Argument(help="Banner id.")]) 
     from luffy.home.services import delete_banner
 
     _banner_write(lambda session: delete_banner(session, banner_id), "deleted banner {id} ({title})")
+
+
+# --- sms and user ----------------------------------------------------------------------------------
+
+sms_app = typer.Typer(help="SMS verification codes: what the workers sent.", no_args_is_help=True)
+user_app = typer.Typer(help="Users: tokens for operators and load tests.", no_args_is_help=True)
+app.add_typer(sms_app, name="sms")
+app.add_typer(user_app, name="user")
+
+
+@sms_app.command("outbox")
+def sms_outbox(
+    mobile: Annotated[str | None, typer.Option(help="Only this mobile's messages.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many rows, newest first.")] = 20,
+) -> None:
+    """The SMS log, newest first: each send's status, tries and errors; the text of console messages."""
+    from luffy.db import make_sqlalchemy_config, session_scope
+    from luffy.user.services import SmsLogService
+
+    config = make_sqlalchemy_config(settings())
+
+    async def work() -> list[Any]:
+        try:
+            async with session_scope(config) as session:
+                return list(await SmsLogService(session=session).recent(mobile, limit))
+        finally:
+            await config.get_engine().dispose()
+
+    rows = run_async(work)
+    table = Table("id", "created", "mobile", "provider", "status", "tries", "message / error", title="SMS outbox")
+    for row in rows:
+        detail = "\n".join(part for part in (row.message, row.error) if part)
+        table.add_row(
+            str(row.id),
+            row.created_time.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            row.mobile,
+            row.provider,
+            row.status,
+            str(row.attempts),
+            detail,
+        )
+    console.print(table)
+
+
+@user_app.command("token")
+def user_token(
+    mobiles: Annotated[list[str], typer.Argument(help="Mobile numbers; users that do not exist are created.")],
+) -> None:
+    """Print a login token for each MOBILE, one per line in the order given (creates missing users in bulk)."""
+    from luffy.db import make_sqlalchemy_config, session_scope
+    from luffy.user.auth import issue_token, make_jwt_auth
+    from luffy.user.services import MOBILE_RE, UserService
+
+    malformed = [mobile for mobile in mobiles if not MOBILE_RE.fullmatch(mobile)]
+    if malformed:
+        err_console.print(f"[red]error:[/red] not a mobile number: {', '.join(malformed[:10])}", highlight=False)
+        raise typer.Exit(2)
+    current = settings()
+    config = make_sqlalchemy_config(current)
+
+    async def work() -> dict[str, tuple[int, str]]:
+        try:
+            async with session_scope(config) as session:
+                return await UserService(session=session).ensure_users(mobiles)
+        finally:
+            await config.get_engine().dispose()
+
+    users = run_async(work)
+    missing = [mobile for mobile in mobiles if mobile not in users]
+    if missing:
+        err_console.print(
+            f"[red]error:[/red] no user could be created for {', '.join(missing[:10])} (username taken)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    jwt_auth = make_jwt_auth(current)
+    sys.stdout.write("".join(issue_token(jwt_auth, *users[mobile]) + "\n" for mobile in mobiles))
 
 
 # --- seckill -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Setting ``LUFFY_DATABASE_URL`` and ``LUFFY_REDIS_URL`` switches to production.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -18,6 +19,13 @@ import msgspec
 
 ENV_PREFIX = "LUFFY_"
 SMS_PROVIDERS = ("console", "tencent")
+TENCENT_REQUIRED = (
+    "TENCENT_SECRET_ID",
+    "TENCENT_SECRET_KEY",
+    "TENCENT_SDK_APP_ID",
+    "TENCENT_SIGN_NAME",
+    "TENCENT_TEMPLATE_ID",
+)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -38,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     media_root: Path
     media_prefix: str
     cors_origins: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]
     log_level: str
     db_pool_size: int
     db_echo: bool
@@ -57,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sms_mobile_daily_limit: int
     sms_ip_hourly_limit: int
     sms_max_wrong_tries: int
+    sms_retry_delay_seconds: float
     tencent_secret_id: str
     tencent_secret_key: str
     tencent_sdk_app_id: str
@@ -194,6 +204,15 @@ def _check_http_url(variable: str, url: str) -> str:
     return url.rstrip("/")
 
 
+def _check_proxy(host: str) -> None:
+    if host == "*":
+        return
+    try:
+        ipaddress.ip_network(host, strict=False)
+    except ValueError:
+        raise SettingsError("LUFFY_TRUSTED_PROXIES", f"{host!r} is not an IP address or network (or *)") from None
+
+
 def _embedded_secret(data_dir: Path) -> str:
     """The embedded mode's signing key: generated once, then kept in the data dir."""
     key_file = data_dir / "secret_key"
@@ -230,7 +249,15 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         raise SettingsError("LUFFY_SECRET_KEY", "must be at least 32 characters")
 
     media_prefix = "/" + read.text("MEDIA_PREFIX", "/media/").strip("/") + "/"
+    sms_provider = read.choice("SMS_PROVIDER", "console", SMS_PROVIDERS)
+    if sms_provider == "tencent":
+        for name in TENCENT_REQUIRED:
+            if read.raw(name) is None:
+                raise SettingsError(ENV_PREFIX + name, "required when LUFFY_SMS_PROVIDER=tencent")
     cors = tuple(origin.strip() for origin in read.text("CORS_ORIGINS", "*").split(",") if origin.strip())
+    proxies = tuple(host.strip() for host in read.text("TRUSTED_PROXIES", "").split(",") if host.strip())
+    for host in proxies:
+        _check_proxy(host)
 
     return Settings(
         data_dir=data_dir,
@@ -241,6 +268,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         media_root=Path(read.text("MEDIA_ROOT", str(data_dir / "media"))).expanduser().resolve(),
         media_prefix=media_prefix,
         cors_origins=cors or ("*",),
+        trusted_proxies=proxies,
         log_level=read.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
         db_pool_size=read.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
         db_echo=read.flag("DB_ECHO", False),
@@ -250,13 +278,14 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         task_redelivery_seconds=read.integer("TASK_REDELIVERY_SECONDS", 60, minimum=1, maximum=86_400),
         task_stream_maxlen=read.integer("TASK_STREAM_MAXLEN", 100_000, minimum=1_000, maximum=100_000_000),
         worker_shutdown_seconds=read.integer("WORKER_SHUTDOWN_SECONDS", 30, minimum=1, maximum=3_600),
-        sms_provider=read.choice("SMS_PROVIDER", "console", SMS_PROVIDERS),
+        sms_provider=sms_provider,
         sms_code_length=read.integer("SMS_CODE_LENGTH", 4, minimum=4, maximum=10),
-        sms_code_ttl=read.integer("SMS_CODE_TTL", 300, minimum=10, maximum=86_400),
+        sms_code_ttl=read.integer("SMS_CODE_TTL", 300, minimum=1, maximum=86_400),
         sms_mobile_interval_seconds=read.integer("SMS_MOBILE_INTERVAL_SECONDS", 60, minimum=1, maximum=86_400),
         sms_mobile_daily_limit=read.integer("SMS_MOBILE_DAILY_LIMIT", 10, minimum=1),
         sms_ip_hourly_limit=read.integer("SMS_IP_HOURLY_LIMIT", 20, minimum=1),
         sms_max_wrong_tries=read.integer("SMS_MAX_WRONG_TRIES", 5, minimum=1, maximum=100),
+        sms_retry_delay_seconds=read.number("SMS_RETRY_DELAY_SECONDS", 2.0),
         tencent_secret_id=read.text("TENCENT_SECRET_ID", ""),
         tencent_secret_key=read.text("TENCENT_SECRET_KEY", ""),
         tencent_sdk_app_id=read.text("TENCENT_SDK_APP_ID", ""),

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 import redis
 from litestar import Litestar
@@ -19,8 +20,11 @@ from luffy.app import create_app
 from luffy.cache import make_cache_store
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.home.models import Banner
-from luffy.home.services import BANNER_CACHE_KEY, refresh_banner_cache
+from luffy.home.schemas import BannerChanges
+from luffy.home.services import BANNER_CACHE_KEY, CACHE_RETRY_SECONDS, CacheOutage, refresh_banner_cache
 from luffy.settings import Settings
+from tests.conftest import TEST_SECRET
+from tests.processes import run_luffy
 from tests.services import _free_port
 from tests.sqlcount import count_statements
 
@@ -193,13 +197,25 @@ async def test_redis_unreachable_answers_from_the_database(
     closed_port = _free_port()
     settings = make_settings(seeded.database_url, f"redis://127.0.0.1:{closed_port}/0")
     async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
-        response = await client.get(BANNERS_URL)
+        responses = [await client.get(BANNERS_URL) for _ in range(3)]
         health = await client.get("/health")
-    assert response.status_code == 200
-    assert response.json()["result"] == SEEDED_BANNERS
-    assert any(message.startswith("banner cache unreachable") for message in home_log.messages)
+    assert [response.status_code for response in responses] == [200, 200, 200]
+    assert all(response.json()["result"] == SEEDED_BANNERS for response in responses)
+    warnings = [message for message in home_log.messages if message.startswith("banner cache unreachable")]
+    assert len(warnings) == 1  # once per outage pause, not once per request
     assert health.status_code == 503
     assert health.json() == {"status": "down", "database": "ok", "cache": "down", "broker": "down"}
+
+
+def test_an_outage_pauses_the_cache_then_lets_it_be_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 1000.0
+    monkeypatch.setattr("luffy.home.services.time.monotonic", lambda: now)
+    outage = CacheOutage()
+    assert not outage.ongoing
+    outage.record(ConnectionError("refused"))
+    assert outage.ongoing
+    now += CACHE_RETRY_SECONDS
+    assert not outage.ongoing
 
 
 async def test_embedded_mode_caches_in_the_data_dir(seeded: Settings) -> None:
@@ -220,7 +236,7 @@ async def test_embedded_scheduler_refreshes_the_cache(seeded: Settings, make_set
     async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
         await client.get(BANNERS_URL)
         await execute(settings.database_url, update(Banner).where(Banner.id == 2).values(is_show=False))
-        for _ in range(50):
+        for _ in range(150):
             ids = [banner["id"] for banner in (await client.get(BANNERS_URL)).json()["result"]]
             if ids == [1, 3]:
                 break
@@ -232,3 +248,146 @@ async def test_health_pings_the_redis_broker(redis_settings: Settings) -> None:
     async with AsyncTestClient(app=create_app(redis_settings)) as client:
         response = await client.get("/health")
     assert response.json() == {"status": "ok", "database": "ok", "cache": "ok", "broker": "ok"}
+
+
+# --- the operator's write paths: ``luffy banner ...``, ``luffy cache refresh-banner``, ``luffy seed`` -------
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The environment that makes a ``luffy`` process use ``settings``' database, cache and data dir."""
+    return {
+        "LUFFY_DATA_DIR": str(settings.data_dir),
+        "LUFFY_DATABASE_URL": settings.database_url,
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_BACKEND_URL": settings.backend_url,
+        **({"LUFFY_REDIS_URL": settings.redis_url} if settings.redis_url else {}),
+    }
+
+
+def luffy_ok(settings: Settings, *args: str) -> str:
+    result = run_luffy(env_of(settings), *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def banner_ids(client: AsyncTestClient[Litestar]) -> list[int]:
+    return [banner["id"] for banner in (await client.get(BANNERS_URL)).json()["result"]]
+
+
+async def test_banner_commands_show_at_once(redis_settings: Settings) -> None:
+    async with AsyncTestClient(app=create_app(redis_settings), base_url="http://testserver.local") as client:
+        assert await banner_ids(client) == [1, 2, 3]  # now cached
+
+        updated = luffy_ok(redis_settings, "banner", "update", "2", "--title", "改了", "--orders", "0")
+        assert "updated banner 2 (改了)" in updated
+        result = (await client.get(BANNERS_URL)).json()["result"]
+        assert [(banner["id"], banner["title"]) for banner in result] == [
+            (2, "改了"),
+            (1, "Python开发入门"),
+            (3, "项目实战"),
+        ]
+
+        luffy_ok(redis_settings, "banner", "hide", "1")
+        assert await banner_ids(client) == [2, 3]
+
+        added = luffy_ok(
+            redis_settings,
+            *(
+                "banner",
+                "add",
+                "--title",
+                "新横幅",
+                "--image",
+                "banner/new.png",
+                "--link",
+                "/new",
+                "--info",
+                "新的",
+                "--orders",
+                "9",
+            ),
+        )
+        assert "added banner 4 (新横幅)" in added
+        assert "http://testserver.local/media/banner/new.png" in added  # the cached list it printed
+        assert await banner_ids(client) == [2, 3, 4]
+
+        luffy_ok(redis_settings, "banner", "delete", "3")
+        assert await banner_ids(client) == [2, 4]
+
+    listing = luffy_ok(redis_settings, "banner", "list", "--deleted")
+    assert "│ 1  │ 1      │ no      │ Python开发入门" in listing
+    assert "│ 3  │ 3      │ deleted │ 项目实战" in listing
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("update", "99", "--title", "x"), "no such banner"),
+        (("add", "--title", "x"), "a new banner needs image, link, info"),
+        (
+            ("add", "--title", "项目实战", "--image", "a.png", "--link", "/", "--info", "i"),
+            "another banner has this title",
+        ),
+        (("update", "1", "--title", "a title longer than sixteen"), "Expected `str` of length <= 16"),
+    ],
+)
+def test_banner_command_errors_are_one_line(seeded: Settings, args: tuple[str, ...], error: str) -> None:
+    result = run_luffy(env_of(seeded), "banner", *args)
+    assert result.returncode == 2
+    assert error in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"title": ""},
+        {"title": "x" * 17},
+        {"image": "/media/a.png"},
+        {"image": "http://elsewhere/a.png"},
+        {"link": "x" * 65},
+    ],
+)
+def test_banner_fields_are_checked_against_the_columns(fields: dict[str, str]) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(fields, BannerChanges)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_refresh_banner_and_seed_rewrite_the_cache(redis_settings: Settings, redis_client: redis.Redis) -> None:
+    await execute(redis_settings.database_url, update(Banner).where(Banner.id == 1).values(title="库里改的"))
+    printed = luffy_ok(redis_settings, "cache", "refresh-banner")
+    assert "cached banners (3)" in printed
+    assert "库里改的" in printed
+    assert "库里改的".encode() in redis_client.get(BANNER_CACHE_KEY)
+
+    assert "banner cache refreshed: 3 banners" in luffy_ok(redis_settings, "seed")
+    assert "Python开发入门".encode() in redis_client.get(BANNER_CACHE_KEY)  # the seed restored the title
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_running_embedded_server_sees_banner_commands(seeded: Settings) -> None:
+    async with AsyncTestClient(app=create_app(seeded), base_url="http://testserver.local") as client:
+        assert await banner_ids(client) == [1, 2, 3]
+        luffy_ok(seeded, "banner", "hide", "2")
+        assert await banner_ids(client) == [1, 3]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_banner_command_says_when_the_cache_is_down(seeded: Settings, make_settings: Callable[..., Settings]) -> None:
+    unreachable = make_settings(seeded.database_url, f"redis://127.0.0.1:{_free_port()}/0")
+    result = run_luffy(env_of(unreachable), "banner", "hide", "2")
+    assert result.returncode == 1
+    assert "hid banner 2" in result.stdout
+    assert "the database is up to date, but the banner cache could not be refreshed" in result.stderr
+
+
+async def test_the_openapi_document_describes_the_banner_list(client: AsyncTestClient[Litestar]) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    operation = document["paths"]["/api/v1/home/banner"]["get"]
+    reply = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert reply["$ref"].startswith("#/components/schemas/ListResult")
+    schemas = document["components"]["schemas"]
+    banner = schemas["BannerItem"]
+    assert set(banner["properties"]) == {"id", "title", "image", "link", "info"}

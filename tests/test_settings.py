@@ -64,6 +64,9 @@ def test_production_urls_switch_modes(tmp_path: Path) -> None:
         ({"LUFFY_BANNER_COUNT": "0"}, "LUFFY_BANNER_COUNT"),
         ({"LUFFY_DB_ECHO": "maybe"}, "LUFFY_DB_ECHO"),
         ({"LUFFY_BACKEND_URL": "ftp://x"}, "LUFFY_BACKEND_URL"),
+        ({"LUFFY_TASK_REDELIVERY_SECONDS": "0"}, "LUFFY_TASK_REDELIVERY_SECONDS"),
+        ({"LUFFY_TASK_STREAM_MAXLEN": "10"}, "LUFFY_TASK_STREAM_MAXLEN"),
+        ({"LUFFY_WORKER_SHUTDOWN_SECONDS": "soon"}, "LUFFY_WORKER_SHUTDOWN_SECONDS"),
     ],
 )
 def test_bad_values_name_their_variable(tmp_path: Path, env: dict[str, str], variable: str) -> None:

@@ -156,8 +156,8 @@ async def test_a_killed_workers_task_is_redelivered_and_completes(
         result = await task.wait_result(timeout=30)
     assert result.return_value == [1, 2, 3]
     assert "redelivering message" in second.log
-    assert pending_messages(redis_client) == 0
-    assert redis_client.xlen(STREAM) == 0  # acknowledged entries are deleted
+    # The result is saved just before the message is acknowledged (and its entry deleted).
+    wait_until(lambda: pending_messages(redis_client) == 0 and redis_client.xlen(STREAM) == 0, what="the ack")
 
 
 @POSTGRESQL_ONLY
@@ -177,6 +177,7 @@ async def test_sigterm_lets_the_running_task_finish(
         result = await task.wait_result(timeout=5)
     assert result.return_value == [1, 2, 3]
     assert pending_messages(redis_client) == 0
+    assert redis_client.xinfo_consumers(STREAM, CONSUMER_GROUP) == []  # a clean stop leaves no consumer behind
 
 
 async def test_the_scheduler_refreshes_the_cache_through_a_worker(task_env: dict[str, str], spawn: Any) -> None:

@@ -68,6 +68,7 @@ def upgrade() -> None:
     )
     op.create_table('luffy_sms_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('send_id', sa.String(length=32), nullable=False),
     sa.Column('mobile', sa.String(length=11), nullable=False),
     sa.Column('provider', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
@@ -76,7 +77,8 @@ def upgrade() -> None:
     sa.Column('message', sa.Text(), nullable=True),
     sa.Column('created_time', DateTimeUTC(timezone=True), nullable=False),
     sa.Column('sent_time', DateTimeUTC(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_luffy_sms_log'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_luffy_sms_log')),
+    sa.UniqueConstraint('send_id', name=op.f('uq_luffy_sms_log_send_id'))
     )
     with op.batch_alter_table('luffy_sms_log', schema=None) as batch_op:
         batch_op.create_index('ix_luffy_sms_log_mobile_created', ['mobile', 'created_time'], unique=False)

@@ -26,6 +26,9 @@ class HomeController(Controller):
         self, request: Request, state: State, settings: NamedDependency[Settings]
     ) -> ListResult[BannerItem]:
         banners = await cached_banners(
-            request.app.stores.get(CACHE_STORE), state.sqlalchemy_config.get_session, settings
+            request.app.stores.get(CACHE_STORE),
+            state.sqlalchemy_config.get_session,
+            settings,
+            state.banner_cache_outage,
         )
         return ListResult(result=banners)

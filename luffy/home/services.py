@@ -9,6 +9,7 @@ expires after two intervals, so a missed refresh heals itself on the next read.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -26,10 +27,35 @@ from luffy.settings import Settings
 BANNER_CACHE_KEY = "home_banner_list"
 # What a store raises when its backend is down: Redis errors, or the file system's.
 CACHE_ERRORS = (RedisError, OSError, TimeoutError)
+CACHE_RETRY_SECONDS = 5.0
 
 logger = logging.getLogger("luffy.home")
 _decode_banners = msgspec.json.Decoder(list[BannerItem]).decode
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+class CacheOutage:
+    """Remembers that the cache just failed: it is skipped for ``CACHE_RETRY_SECONDS``.
+
+    During an outage a request then costs no connection attempt, and the warning is logged once
+    per pause instead of once per request. One per application (``app.state``).
+    """
+
+    def __init__(self) -> None:
+        self._skip_until = 0.0
+
+    @property
+    def ongoing(self) -> bool:
+        return time.monotonic() < self._skip_until
+
+    def record(self, exc: BaseException) -> None:
+        logger.warning(
+            "banner cache unreachable (%s: %s); answering from the database for the next %.0f s",
+            type(exc).__name__,
+            exc,
+            CACHE_RETRY_SECONDS,
+        )
+        self._skip_until = time.monotonic() + CACHE_RETRY_SECONDS
 
 
 class BannerRepository(SQLAlchemyAsyncRepository[Banner]):
@@ -63,15 +89,20 @@ async def refresh_banner_cache(session: AsyncSession, cache: Store, settings: Se
     return banners
 
 
-async def cached_banners(cache: Store, open_session: SessionFactory, settings: Settings) -> list[BannerItem]:
+async def cached_banners(
+    cache: Store, open_session: SessionFactory, settings: Settings, outage: CacheOutage
+) -> list[BannerItem]:
     """The banner list for the home page: from the cache, else from the database (filling the cache).
 
     A hit touches no database. An unreachable cache costs a warning, never the answer.
     """
+    if outage.ongoing:
+        async with open_session() as session:
+            return await read_banners(session, settings)
     try:
         cached = await cache.get(BANNER_CACHE_KEY)
     except CACHE_ERRORS as exc:
-        logger.warning("banner cache unreachable (%s: %s); answering from the database", type(exc).__name__, exc)
+        outage.record(exc)
         async with open_session() as session:
             return await read_banners(session, settings)
     if cached is not None:
@@ -84,7 +115,7 @@ async def cached_banners(cache: Store, open_session: SessionFactory, settings: S
     try:
         await cache.set(BANNER_CACHE_KEY, msgspec.json.encode(banners), expires_in=cache_seconds(settings))
     except CACHE_ERRORS as exc:
-        logger.warning("banner cache unreachable (%s: %s); not cached", type(exc).__name__, exc)
+        outage.record(exc)
     return banners
 
 

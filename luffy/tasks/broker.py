@@ -31,12 +31,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AckableMessage, AsyncBroker, SmartRetryMiddleware
+from taskiq import AckableMessage, AsyncBroker, SmartRetryMiddleware, TaskiqEvents
 from taskiq.brokers.inmemory_broker import InmemoryResultBackend
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage, TaskiqMessage
 from taskiq.receiver import Receiver
 from taskiq.serializers import JSONSerializer
+from taskiq.utils import maybe_awaitable
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from luffy.cache import make_cache_store
@@ -267,6 +268,8 @@ class QueueBroker(AsyncBroker):
         if self.runs_tasks:
             await self._open_task_resources(settings)
         await super().startup()
+        if settings.is_embedded and not self.is_worker_process:
+            await self._run_event_handlers(TaskiqEvents.WORKER_STARTUP)  # this process is its own worker
         if self._stream is not None:
             try:
                 await self._stream.startup()
@@ -307,6 +310,8 @@ class QueueBroker(AsyncBroker):
             logger.info("queue %s: waiting for %d in-process tasks", self.queue, len(self._in_flight))
             await asyncio.wait(self._in_flight, timeout=self.settings.worker_shutdown_seconds)
         try:
+            if self.settings.is_embedded and not self.is_worker_process:
+                await self._run_event_handlers(TaskiqEvents.WORKER_SHUTDOWN)
             await super().shutdown()
             if self._stream is not None:
                 await self._stream.shutdown()
@@ -315,6 +320,10 @@ class QueueBroker(AsyncBroker):
             self._stream = None
             self._in_process = None
             self.started = False
+
+    async def _run_event_handlers(self, event: TaskiqEvents) -> None:
+        for handler in self.event_handlers[event]:
+            await maybe_awaitable(handler(self.state))
 
     async def kick(self, message: BrokerMessage) -> None:
         if self._stream is not None:
@@ -344,11 +353,6 @@ class QueueBroker(AsyncBroker):
         if self._stream is not None:
             async with Redis(connection_pool=self._stream.connection_pool) as redis:
                 await redis.ping()
-
-    async def wait_in_process(self) -> None:
-        """Embedded mode: wait until the tasks sent so far have run (tests, the CLI)."""
-        while self._in_flight:
-            await asyncio.wait(set(self._in_flight))
 
 
 default_broker = QueueBroker("default")

@@ -86,63 +86,64 @@ async def _hold_leadership(lock: Lock) -> None:
             return
 
 
-async def run_scheduler_process(settings: Settings) -> int:
-    """``luffy scheduler``: lead (or stand by) until SIGTERM/SIGINT; returns the exit status."""
-    configure_brokers(settings)
-    default_broker.is_scheduler_process = True
+async def _become_leader(lock: Lock, stop: asyncio.Event) -> bool:
+    """Take the leader lock, waiting while another scheduler holds it; ``False`` when stopped first."""
+    if await lock.acquire(blocking=False):
+        return True
+    logger.info("another scheduler holds %s: standing by", LEADER_LOCK)
+    acquiring = asyncio.create_task(lock.acquire())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not acquiring.done():
+        acquiring.cancel()
+        logger.info("scheduler stopped while standing by")
+        return False
+    return acquiring.result()
+
+
+async def _lead(settings: Settings, lock: Lock, stop: asyncio.Event) -> int:
+    """Send the periodic tasks until stopped (0) or until the lock or the loop is lost (1)."""
     scheduler = make_scheduler(settings)
-    stop = asyncio.Event()
-    event_loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        event_loop.add_signal_handler(signum, stop.set)
-
-    redis = make_redis(settings)
-    lock = redis.lock(LEADER_LOCK, timeout=LEADER_LOCK_SECONDS, sleep=STANDBY_POLL_SECONDS, thread_local=False)
+    await scheduler.startup()
     try:
-        if not await lock.acquire(blocking=False):
-            logger.info("another scheduler holds %s: standing by", LEADER_LOCK)
-            acquiring = asyncio.create_task(lock.acquire())
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not acquiring.done():
-                acquiring.cancel()
-                logger.info("scheduler stopped while standing by")
-                return 0
-            acquiring.result()
-    except RedisError as exc:
-        logger.error("cannot reach Redis for the scheduler lock: %s", exc)
-        await redis.aclose()
-        return 1
-
-    status = 0
-    try:
-        try:
-            await scheduler.startup()
-        except RedisError as exc:
-            logger.error("cannot reach Redis to send tasks: %s", exc)
-            return 1
-        logger.info(
-            "scheduler leading: update_banner every %d s on queue %s",
-            settings.banner_refresh_seconds,
-            default_broker.queue,
-        )
+        logger.info("scheduler leading: update_banner every %d s", settings.banner_refresh_seconds)
         sending = asyncio.create_task(SchedulerLoop(scheduler).run())
         leading = asyncio.create_task(_hold_leadership(lock))
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({sending, leading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if stopping not in done:
-            status = 1
-            if sending in done and sending.exception() is not None:
-                logger.error("scheduler loop failed", exc_info=sending.exception())
+        if sending in done and sending.exception() is not None:
+            logger.error("scheduler loop failed", exc_info=sending.exception())
         for task in (sending, leading, stopping):
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
         logger.info("scheduler stopping")
+        return 0 if stopping in done else 1
     finally:
         await scheduler.shutdown()
-        with suppress(LockError, RedisError):
-            await lock.release()
+
+
+async def run_scheduler_process(settings: Settings) -> int:
+    """``luffy scheduler``: lead (or stand by) until SIGTERM/SIGINT; returns the exit status."""
+    configure_brokers(settings)
+    default_broker.is_scheduler_process = True
+    stop = asyncio.Event()
+    event_loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        event_loop.add_signal_handler(signum, stop.set)
+    redis = make_redis(settings)
+    lock = redis.lock(LEADER_LOCK, timeout=LEADER_LOCK_SECONDS, sleep=STANDBY_POLL_SECONDS, thread_local=False)
+    try:
+        if not await _become_leader(lock, stop):
+            return 0
+        try:
+            return await _lead(settings, lock, stop)
+        finally:
+            with suppress(LockError, RedisError):
+                await lock.release()
+    except RedisError as exc:
+        logger.error("cannot reach Redis: %s", exc)
+        return 1
+    finally:
         await redis.aclose()
-    return status

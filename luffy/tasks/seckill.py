@@ -17,8 +17,6 @@ PURCHASE_TASK = "luffy.seckill.purchase"
 
 async def _open_gate(state: TaskiqState) -> None:
     """Where tasks run (a worker, or the API in embedded mode), they settle through their own gate."""
-    if not seckill_broker.runs_tasks:
-        return
     settings = state.settings
     state.seckill_redis = make_redis(settings) if settings.redis_url else None
     state.seckill_gate = make_gate(
@@ -65,8 +63,6 @@ class AbandonFailedPurchases(TaskiqMiddleware):
             await abandon_purchase(self.broker.state.seckill_gate, int(message.kwargs["goods_id"]), message.task_id)
 
 
-for _started in (TaskiqEvents.WORKER_STARTUP, TaskiqEvents.CLIENT_STARTUP):
-    seckill_broker.add_event_handler(_started, _open_gate)
-for _stopped in (TaskiqEvents.WORKER_SHUTDOWN, TaskiqEvents.CLIENT_SHUTDOWN):
-    seckill_broker.add_event_handler(_stopped, _close_gate)
+seckill_broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, _open_gate)
+seckill_broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, _close_gate)
 seckill_broker.add_middlewares(AbandonFailedPurchases())

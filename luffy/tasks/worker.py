@@ -125,4 +125,5 @@ def run_workers(queues: Sequence[str], processes: int, settings: Settings) -> in
             if not stopping:
                 logger.error("%s exited unexpectedly (status %s); stopping the others", child.name, child.exitcode)
                 stop(signal.SIGTERM, None)
+    logger.info("queue workers stopped: %s", ", ".join(f"{child.name} {child.exitcode}" for child in children))
     return 0 if all(child.exitcode == 0 for child in children) else 1

@@ -20,11 +20,15 @@ class User(LuffyBase):
 
 
 class SmsLog(IdMixin, Base):
-    """One row per SMS send: every attempt's outcome, never a secret."""
+    """One row per SMS send: every attempt's outcome, never a secret.
+
+    ``send_id`` is the send task's id: its retries update the same row.
+    """
 
     __tablename__ = "luffy_sms_log"
     __table_args__ = (Index("ix_luffy_sms_log_mobile_created", "mobile", "created_time"),)
 
+    send_id: Mapped[str] = mapped_column(String(32), unique=True)
     mobile: Mapped[str] = mapped_column(String(11))
     provider: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="queued")

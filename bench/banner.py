@@ -1,0 +1,164 @@
+"""Load benchmark of ``GET /api/v1/home/banner/``, served as in production.
+
+PostgreSQL database ``luffy_bench_banner`` (created, migrated and seeded), a private
+``redis-server``, ``luffy serve`` with 2 workers. ``wrk`` drives the endpoint at 32 connections:
+first from the cache, then with Redis stopped (every request falls back to the database). Prints
+requests/s, p50 and p99 and writes them to the ``banner`` section of ``bench/results.md``.
+
+    python bench/banner.py [--duration 10] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import _free_port, postgres_admin_dsn  # noqa: E402
+
+DATABASE = "luffy_bench_banner"
+RESULTS = ROOT / "bench" / "results.md"
+URL_PATH = "/api/v1/home/banner/"
+WORKERS = 2
+BEGIN, END = "<!-- banner: begin -->", "<!-- banner: end -->"
+
+
+async def _ensure_database(admin_dsn: str) -> None:
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
+            await connection.execute(f'CREATE DATABASE "{DATABASE}"')
+    finally:
+        await connection.close()
+
+
+def luffy(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "luffy", *args], env=env, check=True, capture_output=True, timeout=300)
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            raise SystemExit("luffy serve exited before answering")
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("luffy serve did not become healthy")
+
+
+def run_wrk(url: str, duration: int, connections: int) -> tuple[float, float, float, int]:
+    out = subprocess.run(
+        ["wrk", f"-t{WORKERS}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def write_results(section: str) -> None:
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n{section}\n{END}"
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None or shutil.which("redis-server") is None:
+        raise SystemExit("needs wrk and redis-server on PATH")
+
+    admin_dsn = postgres_admin_dsn()
+    asyncio.run(_ensure_database(admin_dsn))
+    workdir = Path(tempfile.mkdtemp(prefix="luffy-bench-banner-"))
+    redis_port, api_port = _free_port(), _free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("LUFFY_")} | {
+        "LUFFY_DATA_DIR": str(workdir),
+        "LUFFY_DATABASE_URL": admin_dsn.rpartition("/")[0].replace("postgresql://", "postgresql+asyncpg://")
+        + f"/{DATABASE}",
+        "LUFFY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "LUFFY_SECRET_KEY": "bench-secret-key-long-enough-0123456789abcdef",
+        "LUFFY_LOG_LEVEL": "ERROR",
+    }
+    rows = []
+    try:
+        luffy(env, "db", "upgrade")
+        luffy(env, "seed")
+        base = f"http://127.0.0.1:{api_port}"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "luffy", "serve", "--port", str(api_port), "--workers", str(WORKERS)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_healthy(base, server)
+            rows.append(("from the cache (Redis)", *run_wrk(base + URL_PATH, args.duration, args.connections)))
+            redis.terminate()
+            redis.wait(timeout=10)
+            rows.append(("Redis stopped: from PostgreSQL", *run_wrk(base + URL_PATH, args.duration, args.connections)))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        if redis.poll() is None:
+            redis.terminate()
+            redis.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    lines = [
+        f"### Home banners, {WORKERS} workers — {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Written by `python bench/banner.py`: wrk, {args.connections} connections, {args.duration} s per scenario; "
+        f"{os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}; load average "
+        f"after the run: {load}. A cache hit runs no SQL (asserted in tests/test_home.py).",
+        "",
+        "| scenario | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {name} | {rps:,.0f} | {p50:.1f} | {p99:.1f} | {errors} |" for name, rps, p50, p99, errors in rows),
+    ]
+    section = "\n".join(lines)
+    print(section)
+    write_results(section)
+
+
+if __name__ == "__main__":
+    main()

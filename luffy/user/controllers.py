@@ -1,0 +1,135 @@
+"""User endpoints: mobile check, SMS codes, mobile login and the current user.
+
+The original front end's paths (``user/user/mobile/``, ``user/user/send_sms/``,
+``user/user/mobile_login/``) are aliases of the same handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import JSONBody, QueryParameter
+from litestar.security.jwt import Token
+from litestar.types.internal_types import PathParameterDefinition
+
+from luffy.cache import CACHE_STORE
+from luffy.settings import Settings
+from luffy.tasks.sms import enqueue_sms_code
+from luffy.user.auth import AuthUser, issue_token
+from luffy.user.schemas import (
+    MOBILE_EXISTS,
+    MOBILE_UNKNOWN,
+    LoginBody,
+    LoginReply,
+    Me,
+    MobileBody,
+    MobileCheck,
+    SmsSent,
+)
+from luffy.user.services import SmsCodeService, UserService, make_sms_code_service, parse_code, parse_mobile
+
+# The bodies here are a few dozen bytes; anything near this size is not from the front end.
+MAX_BODY_BYTES = 4_096
+SmsDep = NamedDependency[SmsCodeService]
+UsersDep = NamedDependency[UserService]
+SettingsDep = NamedDependency[Settings]
+MobileQuery = Annotated[str, QueryParameter(description="A mainland China mobile number, e.g. 13800138000.")]
+
+
+def operation_id(handler: HTTPRouteHandler, method: str, components: list[str | PathParameterDefinition]) -> str:
+    """Unique per alias path (Litestar's default merges repeated components such as ``user/user``)."""
+    words = [part if isinstance(part, str) else part.name for part in components]
+    return "".join(word.replace("_", " ").title().replace(" ", "") for word in [method.lower(), *words])
+
+
+def provide_sms_codes(request: Request[Any, Any, Any], state: State, settings: SettingsDep) -> SmsCodeService:
+    """One service per app, made on first use (the Redis client exists only once the app has started)."""
+    service: SmsCodeService | None = state.get("sms_code_service")
+    if service is None:
+        service = make_sms_code_service(settings, state.redis, request.app.stores.get(CACHE_STORE))
+        state.sms_code_service = service
+    return service
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _send_code(request: Request[Any, Any, Any], sms: SmsCodeService, settings: Settings, mobile: str) -> SmsSent:
+    await sms.request_code(
+        parse_mobile(mobile),
+        client_ip(request),
+        lambda checked, send_id: enqueue_sms_code(settings, checked, send_id),
+    )
+    return SmsSent()
+
+
+class UserController(Controller):
+    path = "/user"
+    tags = ["user"]
+    request_max_body_size = MAX_BODY_BYTES
+    dependencies = {
+        "sms": Provide(provide_sms_codes, sync_to_thread=False),
+        "users": Provide(create_service_provider(UserService)),
+    }
+
+    @get(
+        ["/mobile/check_mobile", "/user/mobile"],
+        summary="Is a mobile number registered? (counts against the per-IP SMS limit)",
+        operation_id=operation_id,
+    )
+    async def check_mobile(
+        self, request: Request[Any, Any, Any], sms: SmsDep, users: UsersDep, mobile: MobileQuery
+    ) -> MobileCheck:
+        checked = parse_mobile(mobile)
+        await sms.count_lookup(client_ip(request))
+        if await users.mobile_exists(checked):
+            return MobileCheck(code=MOBILE_EXISTS, msg="手机号存在")
+        return MobileCheck(code=MOBILE_UNKNOWN, msg="手机号不存在")
+
+    @post("/mobile/send_sms", status_code=200, summary="Send an SMS verification code")
+    async def send_sms(
+        self, request: Request[Any, Any, Any], sms: SmsDep, settings: SettingsDep, data: JSONBody[MobileBody]
+    ) -> SmsSent:
+        return await _send_code(request, sms, settings, data.mobile)
+
+    @get(
+        ["/mobile/send_sms", "/user/send_sms"],
+        summary="Send an SMS verification code (the original front end's GET form)",
+        operation_id=operation_id,
+    )
+    async def send_sms_by_query(
+        self, request: Request[Any, Any, Any], sms: SmsDep, settings: SettingsDep, mobile: MobileQuery
+    ) -> SmsSent:
+        return await _send_code(request, sms, settings, mobile)
+
+    @post(
+        ["/mobile/login", "/user/mobile_login"],
+        status_code=200,
+        summary="Log in with a mobile and its SMS code",
+        operation_id=operation_id,
+    )
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        sms: SmsDep,
+        users: UsersDep,
+        settings: SettingsDep,
+        data: JSONBody[LoginBody],
+    ) -> LoginReply:
+        mobile = parse_mobile(data.mobile)
+        code = parse_code(data.code, settings.sms_code_length)
+        await sms.check_code(mobile, code)
+        user_id, username, icon = await users.log_in(mobile)
+        token = issue_token(request.app.state.jwt_auth, user_id, username)
+        return LoginReply(token=token, username=username, icon=settings.media_url(icon))
+
+    @get("/me", summary="The logged-in user (Authorization: Bearer <token>)")
+    async def me(self, request: Request[AuthUser, Token, Any], users: UsersDep, settings: SettingsDep) -> Me:
+        user = await users.active_user(request.user.id)
+        return Me(id=user.id, username=user.username, mobile=user.mobile, icon=settings.media_url(user.icon))

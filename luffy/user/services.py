@@ -1,0 +1,324 @@
+"""The rules of SMS codes, mobile login and users, shared by the API, the send task and the CLI."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from advanced_alchemy.filters import LimitOffset, OrderBy
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from litestar.exceptions import (
+    ClientException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from litestar.stores.base import Store
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from luffy.db import utcnow
+from luffy.settings import Settings
+from luffy.user.codes import CodeStore, RedisCodeStore, StoreCodeStore, Verdict, code_for_send
+from luffy.user.limits import Limiter, LimitExceeded, RedisLimiter, StoreLimiter, ip_window, sms_windows
+from luffy.user.models import SmsLog, User
+from luffy.user.sms_providers import PermanentSmsError, SmsProvider, TransientSmsError, mask_code, render_message
+
+logger = logging.getLogger("luffy.sms")
+
+# ASCII digits only: ``\d`` would also accept full-width and other Unicode digits.
+MOBILE_RE = re.compile(r"1[3-9][0-9]{9}")
+SMS_MAX_ATTEMPTS = 3
+CACHE_DOWN_MSG = "短信服务暂不可用，请稍后再试"
+LIMIT_MESSAGES = {
+    "mobile_interval": "验证码发送过于频繁，请{seconds}秒后再试",
+    "mobile_daily": "该手机号今日获取验证码的次数已达上限",
+    "ip_hourly": "请求过于频繁，请稍后再试",
+}
+
+Enqueue = Callable[[str, str], Awaitable[object]]
+
+
+def _invalid(field: str, message: str) -> ValidationException:
+    return ValidationException(detail=message, extra=[{"key": field, "message": message}])
+
+
+def parse_mobile(raw: str) -> str:
+    if not raw:
+        raise _invalid("mobile", "请输入手机号")
+    if not MOBILE_RE.fullmatch(raw):
+        raise _invalid("mobile", "手机号格式不正确")
+    return raw
+
+
+def parse_code(raw: str, length: int) -> str:
+    if not raw:
+        raise _invalid("code", "请输入验证码")
+    if len(raw) != length or not raw.isascii() or not raw.isdigit():
+        raise _invalid("code", "验证码格式不正确")
+    return raw
+
+
+def new_code(length: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(length))
+
+
+@contextmanager
+def cache_required() -> Iterator[None]:
+    """Codes and limits cannot be kept without the cache: say so with a 503, never a 500."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        logger.warning("SMS cache unreachable: %s", type(exc).__name__)
+        raise ServiceUnavailableException(detail=CACHE_DOWN_MSG) from exc
+
+
+def _too_many(exc: LimitExceeded) -> TooManyRequestsException:
+    return TooManyRequestsException(
+        detail=LIMIT_MESSAGES[exc.limit].format(seconds=exc.retry_after),
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+class SmsCodeService:
+    """Limits, codes and the hand-off to the send task (the API side of SMS login)."""
+
+    def __init__(self, settings: Settings, codes: CodeStore, limiter: Limiter) -> None:
+        self.settings = settings
+        self.codes = codes
+        self.limiter = limiter
+
+    async def count_lookup(self, client_ip: str) -> None:
+        """``check_mobile`` spends the client's hourly SMS quota, so it cannot enumerate users fast."""
+        with cache_required():
+            try:
+                await self.limiter.acquire([ip_window(self.settings, client_ip)])
+            except LimitExceeded as exc:
+                raise _too_many(exc) from None
+
+    async def request_code(self, mobile: str, client_ip: str, enqueue: Enqueue) -> str:
+        """Count the request, keep a new code, enqueue its delivery; returns the send id.
+
+        Each step undoes the earlier ones when it fails, so a code is never kept without a
+        send enqueued (and the send task delivers only a code that is still kept).
+        """
+        windows = sms_windows(self.settings, mobile, client_ip)
+        with cache_required():
+            try:
+                await self.limiter.acquire(windows)
+            except LimitExceeded as exc:
+                raise _too_many(exc) from None
+        send_id = uuid.uuid4().hex
+        try:
+            await self.codes.put(mobile, new_code(self.settings.sms_code_length), send_id, self.settings.sms_code_ttl)
+            await enqueue(mobile, send_id)
+        except Exception as exc:
+            logger.warning("SMS code for %s not sent: %s; undoing", mobile, type(exc).__name__)
+            await self._undo(mobile, send_id, windows)
+            raise ServiceUnavailableException(detail=CACHE_DOWN_MSG) from exc
+        return send_id
+
+    async def _undo(self, mobile: str, send_id: str, windows: list[Any]) -> None:
+        for step in (self.codes.discard(mobile, send_id), self.limiter.release(windows)):
+            try:
+                await step
+            except Exception as exc:  # the cache may be the thing that failed: the code then expires on its own
+                logger.warning("SMS undo step failed: %s", type(exc).__name__)
+
+    async def check_code(self, mobile: str, code: str) -> None:
+        with cache_required():
+            verdict = await self.codes.verify(mobile, code, self.settings.sms_max_wrong_tries)
+        if verdict is Verdict.WRONG:
+            raise ClientException(detail="验证码错误")
+        if verdict is Verdict.VOIDED:
+            raise ClientException(detail="验证码错误次数过多，请重新获取")
+        if verdict is Verdict.MISSING:
+            raise ClientException(detail="验证码不存在或已过期，请重新获取")
+
+
+def make_sms_code_service(settings: Settings, redis: Redis | None, store: Store) -> SmsCodeService:
+    if redis is not None:
+        return SmsCodeService(settings, RedisCodeStore(redis), RedisLimiter(redis))
+    return SmsCodeService(settings, StoreCodeStore(store), StoreLimiter(store))
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+class UserRepository(SQLAlchemyAsyncRepository[User]):
+    model_type = User
+
+
+class UserService(SQLAlchemyAsyncRepositoryService[User]):
+    repository_type = UserRepository
+
+    def _insert(self) -> Any:
+        dialect = self.repository.session.get_bind().dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(User)
+
+    @staticmethod
+    def _new_user(mobile: str, now: datetime.datetime) -> dict[str, Any]:
+        return {
+            "username": mobile,
+            "mobile": mobile,
+            "is_active": True,
+            "orders": 0,
+            "is_show": True,
+            "is_delete": False,
+            "created_time": now,
+            "updated_time": now,
+        }
+
+    async def mobile_exists(self, mobile: str) -> bool:
+        return await self.repository.exists(mobile=mobile)
+
+    async def log_in(self, mobile: str) -> tuple[int, str, str | None]:
+        """The user with ``mobile`` (created on the first login), stamped with the login time.
+
+        One statement: an upsert that updates only an active user, so a disabled one comes back empty.
+        """
+        now = utcnow()
+        insert = self._insert()
+        statement = (
+            insert.values(**self._new_user(mobile, now), last_login=now)
+            .on_conflict_do_update(
+                index_elements=[User.mobile],
+                set_={"last_login": now, "updated_time": now},
+                where=User.is_active.is_(True) & User.is_delete.is_(False),
+            )
+            .returning(User.id, User.username, User.icon)
+        )
+        try:
+            row = (await self.repository.session.execute(statement)).one_or_none()
+        except IntegrityError:
+            raise ClientException(status_code=409, detail="该手机号对应的用户名已被占用，请联系客服") from None
+        if row is None:
+            raise PermissionDeniedException(detail="账号已停用")
+        return row.id, row.username, row.icon
+
+    async def active_user(self, user_id: int) -> User:
+        user = await self.repository.get_one_or_none(
+            User.id == user_id, User.is_active.is_(True), User.is_delete.is_(False)
+        )
+        if user is None:
+            raise NotAuthorizedException(detail="用户不存在或已停用")
+        return user
+
+    async def ensure_users(self, mobiles: Sequence[str], chunk: int = 500) -> dict[str, tuple[int, str]]:
+        """Create the users that are missing, in bulk; returns ``mobile -> (id, username)`` for every one found."""
+        unique = list(dict.fromkeys(mobiles))
+        now = utcnow()
+        session = self.repository.session
+        for start in range(0, len(unique), chunk):
+            rows = [self._new_user(mobile, now) for mobile in unique[start : start + chunk]]
+            await session.execute(self._insert().values(rows).on_conflict_do_nothing())
+        found: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(unique), chunk):
+            result = await session.execute(
+                select(User.mobile, User.id, User.username).where(User.mobile.in_(unique[start : start + chunk]))
+            )
+            found.update({row.mobile: (row.id, row.username) for row in result})
+        return found
+
+
+# --- the SMS log and the send task ----------------------------------------------------------------
+
+
+class SmsLogRepository(SQLAlchemyAsyncRepository[SmsLog]):
+    model_type = SmsLog
+
+
+class SmsLogService(SQLAlchemyAsyncRepositoryService[SmsLog]):
+    repository_type = SmsLogRepository
+
+    async def recent(self, mobile: str | None, limit: int) -> Sequence[SmsLog]:
+        filters: list[Any] = [OrderBy(field_name="id", sort_order="desc"), LimitOffset(limit=limit, offset=0)]
+        if mobile:
+            filters.append(SmsLog.mobile == mobile)
+        return await self.list(*filters)
+
+
+class SmsStatus:
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    FINAL = frozenset({SENT, FAILED, SKIPPED})
+
+
+def _note(log: SmsLog, text: str) -> None:
+    log.error = f"{log.error}\n{text}" if log.error else text
+
+
+async def deliver_code(
+    session: AsyncSession,
+    cache: Store,
+    provider: SmsProvider,
+    settings: Settings,
+    mobile: str,
+    send_id: str,
+    max_attempts: int = SMS_MAX_ATTEMPTS,
+) -> str:
+    """One delivery attempt of the code that ``send_id`` stands for; returns the row's status.
+
+    Each attempt is committed before and after the provider call, so the SMS log keeps every
+    attempt even when this raises ``TransientSmsError`` to have TaskIQ retry it. The attempt
+    count in the row (not the message) caps the tries, so a redelivered message cannot add one.
+    """
+    log = await session.scalar(select(SmsLog).where(SmsLog.send_id == send_id))
+    if log is not None and log.status in SmsStatus.FINAL:
+        return log.status
+    if log is None:
+        log = SmsLog(send_id=send_id, mobile=mobile, provider=provider.name, status=SmsStatus.SENDING, attempts=0)
+        session.add(log)
+    code = await code_for_send(cache, mobile, send_id)
+    if code is None:
+        log.status = SmsStatus.SKIPPED
+        _note(log, "code expired, used or replaced before it was sent")
+        await session.commit()
+        return log.status
+    log.attempts += 1
+    attempt = log.attempts
+    message = render_message(code, settings.sms_code_ttl)
+    log.message = message if provider.keeps_code_in_log else mask_code(message, code)
+    log.status = SmsStatus.SENDING
+    await session.commit()
+    try:
+        await provider.send_code(mobile, code, message)
+    except TransientSmsError as exc:
+        _note(log, f"attempt {attempt}: {mask_code(str(exc), code)}")
+        log.status = SmsStatus.FAILED if attempt >= max_attempts else SmsStatus.RETRYING
+        await session.commit()
+        if log.status == SmsStatus.RETRYING:
+            raise
+        logger.warning("SMS %s to %s failed after %d attempts", send_id, mobile, attempt)
+        return log.status
+    except PermanentSmsError as exc:
+        _note(log, f"attempt {attempt}: {mask_code(str(exc), code)}")
+        log.status = SmsStatus.FAILED
+        await session.commit()
+        logger.warning("SMS %s to %s failed: %s", send_id, mobile, mask_code(str(exc), code))
+        return log.status
+    except Exception as exc:
+        _note(log, f"attempt {attempt}: unexpected {type(exc).__name__}")
+        log.status = SmsStatus.FAILED
+        await session.commit()
+        raise
+    log.status = SmsStatus.SENT
+    log.sent_time = utcnow()
+    await session.commit()
+    return log.status

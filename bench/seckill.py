@@ -36,8 +36,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.md"
-START_MARKER = "<!-- seckill:start -->"
-END_MARKER = "<!-- seckill:end -->"
+START_MARKER = "<!-- seckill: begin -->"
+END_MARKER = "<!-- seckill: end -->"
 DATABASE = "luffy_bench_seckill"
 ADMIN_DSN = "postgresql://luffy:luffy@127.0.0.1:5432/postgres"
 GOODS = "性感帽子"
@@ -93,34 +93,13 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def buyer_tokens(env: dict[str, str], mobiles: list[str]) -> tuple[list[str], str]:
-    """One token per buyer, from ``luffy user token`` (it creates the missing users)."""
-    count = len(mobiles)
-    probe = subprocess.run([*LUFFY, "user", "token", "--help"], env=env, capture_output=True, check=False)
-    if probe.returncode == 0:
-        started = time.perf_counter()
-        tokens = run(env, "user", "token", *mobiles).stdout.split()
-        return tokens, f"`luffy user token` ({time.perf_counter() - started:.1f} s for {count:,})"
-    return asyncio.run(_direct_tokens(env, mobiles)), "users inserted directly (`luffy user token` not available)"
-
-
-async def _direct_tokens(env: dict[str, str], mobiles: list[str]) -> list[str]:
-    sys.path.insert(0, str(ROOT))
-    from sqlalchemy import insert, select
-
-    from luffy.db import make_sqlalchemy_config, session_scope
-    from luffy.settings import load_settings
-    from luffy.user.auth import issue_token, make_jwt_auth
-    from luffy.user.models import User
-
-    settings = load_settings(env)
-    config = make_sqlalchemy_config(settings)
-    async with session_scope(config) as session:
-        await session.execute(insert(User), [{"username": mobile, "mobile": mobile} for mobile in mobiles])
-        ids = dict((await session.execute(select(User.mobile, User.id))).all())
-    await config.get_engine().dispose()
-    jwt_auth = make_jwt_auth(settings)
-    return [issue_token(jwt_auth, ids[mobile], mobile) for mobile in mobiles]
+def buyer_tokens(env: dict[str, str], mobiles: list[str]) -> tuple[list[str], float]:
+    """One token per buyer, from ``luffy user token`` (it creates the missing users); and how long it took."""
+    started = time.perf_counter()
+    tokens = run(env, "user", "token", *mobiles).stdout.split()
+    if len(tokens) != len(mobiles):
+        raise SystemExit(f"luffy user token printed {len(tokens)} tokens for {len(mobiles)} mobiles")
+    return tokens, time.perf_counter() - started
 
 
 class Processes:
@@ -144,17 +123,6 @@ class Processes:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-
-
-def start_task_workers(processes: Processes, count: int) -> str:
-    probe = subprocess.run([*LUFFY, "worker", "--help"], env=processes.env, capture_output=True, check=False)
-    if probe.returncode == 0:
-        processes.start("worker", [*LUFFY, "worker", "--queue", "seckill", "--workers", str(count)])
-        return f"`luffy worker --queue seckill --workers {count}`"
-    worker = [sys.executable, "-m", "taskiq", "worker", "luffy.tasks.broker:seckill_broker", "luffy.tasks.seckill"]
-    for index in range(count):
-        processes.start(f"worker-{index}", [*worker, "--workers", "1", "--log-level", "WARNING"])
-    return f"{count} × `taskiq worker ... luffy.tasks.seckill` processes (`luffy worker` not available)"
 
 
 def wait_for_api(base_url: str) -> None:
@@ -322,7 +290,7 @@ def main() -> None:
         run(env, "db", "upgrade")
         run(env, "seckill", "load", GOODS, "--stock", str(args.stock), "--price", "99.00", "--start", "now")
         mobiles = [f"139{index:08d}" for index in range(args.buyers)]
-        tokens, token_source = buyer_tokens(env, mobiles)
+        tokens, token_seconds = buyer_tokens(env, mobiles)
         mobile_of = dict(zip(tokens, mobiles, strict=True))
         processes = Processes(env, log_dir)
         try:
@@ -330,7 +298,8 @@ def main() -> None:
             processes.start("api", [*LUFFY, "serve", "--port", str(port), "--workers", str(args.api_workers)])
             base_url = f"http://127.0.0.1:{port}"
             wait_for_api(base_url)
-            worker_source = start_task_workers(processes, args.task_workers)
+            worker = [*LUFFY, "worker", "--queue", "seckill", "--workers", str(args.task_workers)]
+            processes.start("worker", worker)
             load_before = os.getloadavg()[0]
             transactions_before = asyncio.run(transactions())
             sale = asyncio.run(run_sale(base_url, tokens, args.in_flight))
@@ -400,8 +369,10 @@ def main() -> None:
             f"(load average {load_before:.2f} at the start: the cores are shared with other work, expect noise).",
             "",
             f"Set-up: PostgreSQL database `{DATABASE}`, a private `redis-server`, "
-            f"`luffy serve --workers {args.api_workers}`, {worker_source}; {args.buyers:,} distinct buyers, "
-            f"tokens from {token_source}; stock {args.stock:,}; {args.in_flight} requests in flight "
+            f"`luffy serve --workers {args.api_workers}`, "
+            f"`luffy worker --queue seckill --workers {args.task_workers}`; "
+            f"{args.buyers:,} distinct buyers (tokens from `luffy user token`: {token_seconds:.1f} s for all); "
+            f"stock {args.stock:,}; {args.in_flight} requests in flight "
             "(an aiohttp client on the same machine).",
             "",
             table,

@@ -146,6 +146,7 @@ def seed(
             if banners is not None:
                 cache_refreshed = True
                 console.print(f"banner cache refreshed: {len(banners)} banners")
+            await _publish_seckill_goods(current, config)
             if demo:
                 with Progress(
                     TextColumn("{task.description:<22}"),
@@ -604,6 +605,33 @@ def _seckill_run(work: Callable[[Any, Any], Coroutine[Any, Any, T]]) -> T:
     except (RedisError, SQLAlchemyError, OSError) as exc:
         err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+async def _publish_seckill_goods(current: Settings, config: Any) -> None:
+    """Production: goods Redis has not seen become buyable; a sale already in Redis is left alone."""
+    if current.is_embedded:
+        return
+    from redis.exceptions import RedisError
+
+    from luffy.cache import make_redis
+    from luffy.db import session_scope
+    from luffy.seckill.reservations import RedisReservations
+    from luffy.seckill.services import publish_goods
+
+    redis = make_redis(current)
+    try:
+        async with session_scope(config) as session:
+            reservations = RedisReservations(redis, owner_ttl_seconds=current.result_ttl_seconds)
+            await publish_goods(session, reservations, only_if_missing=True)
+    except (RedisError, OSError) as exc:
+        err_console.print(
+            f"[yellow]warning:[/yellow] seckill goods not copied to Redis ({type(exc).__name__}); "
+            "run `luffy seckill reconcile` once Redis is reachable",
+            highlight=False,
+            soft_wrap=True,
+        )
+    finally:
+        await redis.aclose()
 
 
 @seckill_app.command("load")

@@ -21,8 +21,8 @@ from tests.conftest import TEST_SECRET, truncate_all
 Invoke = Callable[..., Result]
 
 
-def _invoker(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Invoke:
-    """Runs ``luffy seckill ...`` in-process with ``env`` as its configuration."""
+def _invoker(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], command: str = "seckill") -> Invoke:
+    """Runs ``luffy COMMAND ...`` in-process with ``env`` as its configuration."""
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:
@@ -30,7 +30,7 @@ def _invoker(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Invoke:
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
         try:
-            return runner.invoke(cli, ["seckill", *args], env={"COLUMNS": "200"})
+            return runner.invoke(cli, [command, *args], env={"COLUMNS": "200"})
         finally:
             get_settings.cache_clear()
 
@@ -176,3 +176,16 @@ def test_redis_unreachable_is_a_one_line_error(
         assert "Traceback" not in result.output
     assert "luffy seckill reconcile" in load.output
     assert after.exit_code == 1, "the database took the new stock, Redis did not: they disagree"
+
+
+def test_seed_makes_the_seed_goods_buyable_in_redis(
+    production: Invoke, production_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, redis_url: str
+) -> None:
+    seed = _invoker(monkeypatch, production_env, command="seed")
+
+    seeded = seed()
+    status = production("status", "性感帽子")
+
+    assert seeded.exit_code == 0, seeded.output
+    assert redis.Redis.from_url(redis_url).hget(f"{PREFIX}names", "性感帽子") == b"1"
+    assert status.exit_code == 0, status.output

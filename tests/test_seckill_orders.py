@@ -16,6 +16,7 @@ from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.models import Order, SeckillGoods
 from luffy.seckill.schemas import DUPLICATE, NOT_ACTIVE, ORDERED, SOLD_OUT, PurchaseOutcome
 from luffy.seckill.services import SeckillError, load_goods, new_task_id, place_order, stock_report
+from luffy.seed import load_seed
 from luffy.settings import Settings
 from tests.seckill_support import HAT, create_goods, create_users, sale_state
 from tests.sqlcount import count_statements
@@ -215,3 +216,14 @@ async def test_stock_report_counts_orders_per_goods(config: SQLAlchemyAsyncConfi
         (HAT, 2, 3, None),
         ("other", 2, 0, None),
     ]
+
+
+async def test_seeding_again_keeps_a_running_sales_stock(config: SQLAlchemyAsyncConfig, settings: Settings) -> None:
+    async with session_scope(config) as session:
+        await load_seed(session, settings.media_root)
+    async with session_scope(config) as session:
+        goods = await load_goods(session, name=HAT, stock=7)
+    async with session_scope(config) as session:
+        await load_seed(session, settings.media_root)
+
+    assert (await sale_state(config, goods.id)).stock == 7

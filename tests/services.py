@@ -73,13 +73,29 @@ def _start_local_postgres() -> None:
         raise ServiceUnavailable(f"cannot create the {PG_ROLE} role: {created.stderr.strip()}")
 
 
+def _can_log_in(dsn: str) -> bool:
+    import asyncio
+
+    async def attempt() -> bool:
+        try:
+            connection = await asyncpg.connect(dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await connection.close()
+        return True
+
+    return asyncio.run(attempt())
+
+
 def postgres_admin_dsn() -> str:
     """A libpq DSN of a role that may create databases."""
     configured = os.environ.get("LUFFY_TEST_POSTGRES_URL")
     if configured:
         return configured.replace("postgresql+asyncpg://", "postgresql://")
-    _start_local_postgres()
-    return f"postgresql://{PG_ROLE}:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/postgres"
+    dsn = f"postgresql://{PG_ROLE}:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/postgres"
+    if not _can_log_in(dsn):
+        _start_local_postgres()
+    return dsn
 
 
 async def _admin(dsn: str, sql: str) -> None:

@@ -167,3 +167,24 @@ async def _until_tasks_are_waiting_on_the_row(config: SQLAlchemyAsyncConfig) -> 
                 if await connection.scalar(query):
                     return
             await asyncio.sleep(0.05)
+
+
+async def test_a_task_that_fails_for_good_gives_its_unit_back(production: Production) -> None:
+    goods_id = await production.load("flash-fail", 5)
+    production.stack.start_worker()
+    base_url = production.stack.start_api()
+    # A valid token for a user the database does not have: the order's foreign key fails every try.
+    [token] = production.tokens([987_654])
+
+    [reply] = await post_all(base_url, [token], {"goods_id": goods_id})
+    [final] = await poll_all(base_url, [(token, reply["task_id"])], within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert reply["code"] == 100
+    assert final == {"code": 102, "msg": "没成功"}
+    # The unit is given back right after the failure is saved as the task's result.
+    async with asyncio.timeout(5):
+        while True:
+            if await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0):
+                break
+            await asyncio.sleep(0.05)
+    assert (await sale_state(production.config, goods_id)).stock == 5

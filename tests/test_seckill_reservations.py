@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
+from litestar.exceptions import ServiceUnavailableException
 from redis.asyncio import BlockingConnectionPool, Redis
+from taskiq.exceptions import SendTaskError
 
 from luffy.app import create_app
 from luffy.db import make_sqlalchemy_config
@@ -25,8 +27,8 @@ from luffy.seckill.reservations import (
     RedisGoods,
     RedisReservations,
 )
-from luffy.seckill.schemas import DUPLICATE, NOT_ACTIVE, ORDERED, SOLD_OUT
-from luffy.seckill.services import new_task_id
+from luffy.seckill.schemas import DUPLICATE, NOT_ACTIVE, ORDERED, SOLD_OUT, PurchaseRequest
+from luffy.seckill.services import new_task_id, request_purchase
 from luffy.settings import Settings
 from tests.seckill_support import HAT, create_goods, running
 
@@ -51,7 +53,7 @@ def hat(
 ) -> GoodsState:
     return GoodsState(
         id=HAT_ID,
-        name="性感帽子",
+        name=HAT,
         price=Decimal("99.00"),
         stock=stock,
         start=time.time() - 60 if start is None else start,
@@ -62,7 +64,7 @@ def hat(
 
 async def admit(reservations: RedisReservations, user_id: int, *, by_name: bool = True, task_id: str = "") -> Admission:
     return await reservations.admit(
-        name="性感帽子" if by_name else None,
+        name=HAT if by_name else None,
         goods_id=None if by_name else HAT_ID,
         user_id=user_id,
         task_id=task_id or new_task_id(),
@@ -229,3 +231,16 @@ async def test_app_start_up_copies_goods_redis_lacks_and_leaves_live_ones_alone(
         await reservations.admit(name=HAT, goods_id=None, user_id=1, task_id=new_task_id(), now=time.time())
     async with running(create_app(settings)):
         assert (await reservations.state([goods_id]))[goods_id] == RedisGoods(stock=4, pending=1, buyers=1)
+
+
+async def test_a_reservation_whose_task_cannot_be_enqueued_is_given_back(reservations: RedisReservations) -> None:
+    await reservations.sync(hat(stock=1))
+
+    async def broken_queue(_task_id: str, _goods_id: int, _user_id: int) -> None:
+        raise SendTaskError
+
+    with pytest.raises(ServiceUnavailableException):
+        await request_purchase(reservations, PurchaseRequest(name=HAT), 5, broken_queue)
+
+    assert (await reservations.state([HAT_ID]))[HAT_ID] == RedisGoods(stock=1, pending=0, buyers=0)
+    assert (await admit(reservations, 5)).status == QUEUED

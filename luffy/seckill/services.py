@@ -26,11 +26,13 @@ import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.stores.base import Store
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, Update, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq.abc.result_backend import AsyncResultBackend
+from taskiq.exceptions import SendTaskError
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from luffy.db import session_scope
@@ -104,7 +106,7 @@ class DatabaseGate:
             goods = await find_goods(session, name=name, goods_id=goods_id)
         if goods is None:
             return Admission(status=UNKNOWN, goods_id=None)
-        closed = window_status(_epoch(goods.start_time), _epoch(goods.end_time), now)
+        closed = window_status(goods.start_time.timestamp(), _epoch(goods.end_time), now)
         if closed is not None:
             return Admission(status=closed, goods_id=goods.id)
         if goods.stock <= 0:
@@ -122,7 +124,7 @@ class DatabaseGate:
 
 def make_gate(
     *,
-    redis: Any,
+    redis: Redis | None,
     sqlalchemy_config: SQLAlchemyAsyncConfig,
     store: Store,
     owner_ttl_seconds: int,
@@ -185,7 +187,7 @@ async def request_purchase(
         return FailedReply(reason=admission.status)  # type: ignore[arg-type]
     try:
         await enqueue(task_id, admission.goods_id, user_id)
-    except Exception as exc:
+    except SendTaskError as exc:
         logger.warning("seckill task %s not enqueued (%s); its reservation is given back", task_id, exc)
         await abandon_purchase(gate, admission.goods_id, task_id)
         raise ServiceUnavailableException("排队服务暂不可用，请稍后再试") from exc

@@ -328,9 +328,12 @@ async def _take_and_order_in_one_statement(
     values = [literal(value, columns[name].type) for name, value in order.items()]
     write = insert(Order).from_select([*order, "price"], select(*values, taken.c.price)).returning(Order.id)
     try:
-        return (await session.execute(write)).first() is not None
-    finally:
-        await session.commit()
+        row = (await session.execute(write)).first()
+    except IntegrityError:
+        await session.rollback()
+        raise
+    await session.commit()
+    return row is not None
 
 
 async def _take_then_order(session: AsyncSession, order: dict[str, Any], now: datetime.datetime) -> bool:

@@ -19,7 +19,7 @@ MAX_GOODS_ID = 2**63 - 1
 TASK_ID_MAX_LENGTH = 64
 
 
-class PurchaseRequest(msgspec.Struct, forbid_unknown_fields=False):
+class PurchaseRequest(msgspec.Struct):
     """``{"name": ...}`` (as the original front end sends) or ``{"goods_id": ...}``."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None

@@ -11,10 +11,11 @@ import msgspec
 import pytest
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from luffy.cache import make_redis
 from luffy.db import make_sqlalchemy_config, session_scope
+from luffy.seckill.models import SeckillGoods
 from luffy.seckill.reservations import RedisGoods, RedisReservations
 from luffy.seckill.services import publish_goods
 from luffy.settings import Settings, load_settings
@@ -188,3 +189,21 @@ async def test_a_task_that_fails_for_good_gives_its_unit_back(production: Produc
                 break
             await asyncio.sleep(0.05)
     assert (await sale_state(production.config, goods_id)).stock == 5
+
+
+async def test_a_sale_closed_before_the_task_runs_is_not_active(production: Production) -> None:
+    goods_id = await production.load("flash-closed", 5)
+    base_url = production.stack.start_api()
+    [user] = await create_users(production.config, 1)
+    [token] = production.tokens([user])
+    [reply] = await post_all(base_url, [token], {"goods_id": goods_id})
+    async with session_scope(production.config) as session:
+        await session.execute(update(SeckillGoods).values(is_show=False))
+
+    production.stack.start_worker()
+    [final] = await poll_all(base_url, [(token, reply["task_id"])], within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert reply["code"] == 100
+    assert final == {"code": 101, "msg": "秒杀失败", "reason": "not_active"}
+    assert await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0)
+    assert (await sale_state(production.config, goods_id)).orders == 0

@@ -108,18 +108,18 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                         )
                 except (RedisConnectionError, RedisTimeoutError) as exc:
                     if not connection_lost:
-                        logger.warning("queue %s: Redis unreachable (%s); retrying", self.queue_name, exc)
+                        logger.warning("stream %s: Redis unreachable (%s); retrying", self.queue_name, exc)
                     connection_lost = True
                     await asyncio.sleep(RECONNECT_PAUSE_SECONDS)
                     continue
                 except ResponseError as exc:
                     if "NOGROUP" not in str(exc):
                         raise
-                    logger.warning("queue %s: consumer group missing (Redis flushed?); recreating it", self.queue_name)
+                    logger.warning("stream %s: consumer group missing (Redis flushed?); recreating it", self.queue_name)
                     await self._declare_consumer_group()
                     continue
                 if connection_lost:
-                    logger.info("queue %s: Redis reachable again", self.queue_name)
+                    logger.info("stream %s: Redis reachable again", self.queue_name)
                     connection_lost = False
                 for stream, entries in fetched or []:
                     for message_id, fields in entries:
@@ -128,7 +128,7 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                     if not fields:  # trimmed from the stream while pending: nothing left to run
                         continue
                     logger.warning(
-                        "queue %s: redelivering message %s, left unacknowledged by a stopped worker",
+                        "stream %s: redelivering message %s, left unacknowledged by a stopped worker",
                         self.queue_name,
                         message_id.decode(),
                     )
@@ -161,7 +161,7 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                 if not pending:
                     await redis.xgroup_delconsumer(self.queue_name, self.consumer_group_name, self.consumer_name)
         except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
-            logger.debug("queue %s: could not remove consumer %s: %s", self.queue_name, self.consumer_name, exc)
+            logger.debug("stream %s: could not remove consumer %s: %s", self.queue_name, self.consumer_name, exc)
 
 
 class BackoffRetryMiddleware(SmartRetryMiddleware):

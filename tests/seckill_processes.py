@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import aiohttp
 import httpx
+import pytest
 
 from tests.conftest import TEST_SECRET
+from tests.processes import LuffyProcess, wait_until
+from tests.services import _free_port
 
 URL = "/api/v1/user/sckill/"
 STARTUP_SECONDS = 30
@@ -23,92 +20,59 @@ STARTUP_SECONDS = 30
 REDELIVERY_SECONDS = 3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def production_env(database_url: str, redis_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LUFFY_")}
-    return env | {
+    return {
         "LUFFY_DATABASE_URL": database_url,
         "LUFFY_REDIS_URL": redis_url,
         "LUFFY_SECRET_KEY": TEST_SECRET,
         "LUFFY_DATA_DIR": str(data_dir),
         "LUFFY_LOG_LEVEL": "WARNING",
         "LUFFY_TASK_REDELIVERY_SECONDS": str(REDELIVERY_SECONDS),
-        "COLUMNS": "200",
         **overrides,
     }
 
 
 class Stack:
-    """Processes started for a test; every one is stopped (its whole process group) at the end."""
+    """``luffy`` processes started for a test; all are killed (whole process trees) at the end."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = env
         self.log_dir = log_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: list[LuffyProcess] = []
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{name}-{len(self.processes)}.log").open("wb")
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    def _start(self, name: str, *args: str, **env_overrides: str) -> LuffyProcess:
+        process = LuffyProcess(self.env | env_overrides, args, self.log_dir / f"{name}-{len(self.processes)}.log")
         self.processes.append(process)
         return process
 
     def start_api(self, **env_overrides: str) -> str:
         """``luffy serve`` on a free port; returns its base URL once ``/health`` answers."""
         port = _free_port()
-        process = self._spawn(
-            "api", [sys.executable, "-m", "luffy", "serve", "--port", str(port)], self.env | env_overrides
-        )
+        process = self._start("api", "serve", "--port", str(port), **env_overrides)
         base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the API exited at start: {self.logs('api')}")
+
+        def answers() -> bool:
+            if process.popen.poll() is not None:
+                pytest.fail(f"the API exited at start:\n{process.log}")
             try:
                 httpx.get(base_url + "/health", timeout=1.0)
-                return base_url
             except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the API did not start: {self.logs('api')}")
+                return False
+            return True
 
-    def start_worker(self, processes: int = 1) -> subprocess.Popen[bytes]:
-        """``luffy worker --queue seckill``."""
-        command = [sys.executable, "-m", "luffy", "worker", "--queue", "seckill", "--workers", str(processes)]
-        return self._spawn("worker", command, self.env)
+        wait_until(answers, timeout=STARTUP_SECONDS, what="the API to answer")
+        return base_url
 
-    def luffy(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "luffy", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if check:
-            assert result.returncode == 0, result.stdout + result.stderr
-        return result
-
-    @staticmethod
-    def kill(process: subprocess.Popen[bytes]) -> None:
-        """SIGKILL the process and its children: no graceful shutdown, no acknowledgement."""
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    def start_worker(self) -> LuffyProcess:
+        return self._start("worker", "worker", "--queue", "seckill", "--workers", "1")
 
     def stop_all(self) -> None:
         """Kill everything: graceful shutdown is tested where it is built, not here."""
         for process in self.processes:
-            if process.poll() is None:
-                self.kill(process)
+            process.kill_all()
 
-    def logs(self, prefix: str) -> str:
-        return "\n".join(
-            path.read_text(errors="replace")[-3000:] for path in sorted(self.log_dir.glob(f"{prefix}-*.log"))
-        )
+    def logs(self, name: str) -> str:
+        return "\n".join(path.read_text(errors="replace") for path in sorted(self.log_dir.glob(f"{name}-*.log")))
 
 
 async def post_all(

@@ -39,6 +39,7 @@ lint:
 # Load benchmarks (PostgreSQL, production server settings); results in bench/results.md
 bench:
     python bench/catalogue.py
+    python bench/seckill.py
 
 # Apply database migrations
 migrate:

@@ -367,12 +367,13 @@ def table(server: str, results: list[Measurement], duration: int, connections: i
     return "\n".join(lines)
 
 
-HEADER = """# Catalogue benchmark
+HEADER = """## Catalogue
 
-Written by `just bench` (`bench/catalogue.py`): PostgreSQL database `luffy_bench` with the seed
-rows and `luffy seed --demo 10000`, the API served with production settings, each endpoint driven
-at 32 connections. Targets (issue 3): every catalogue endpoint at 3× or more the original stack's
-requests/s, p99 under 100 ms.
+`python bench/catalogue.py` (run by `just bench`): PostgreSQL database `luffy_bench` with the seed
+rows and `luffy seed --demo 10000`, a private `redis-server`, the API served by `luffy serve
+--workers 2` in production mode, each endpoint driven at 32 connections after a 2 s warm-up.
+Targets (issue 3): every catalogue endpoint at 3× or more the original stack's requests/s, p99
+under 100 ms.
 
 Anchors measured on this machine: the original stack done well (DRF + django-filter, gunicorn with
 5 sync workers, `select_related` + `prefetch_related`): category list ~1,490 req/s, list page 1
@@ -380,20 +381,33 @@ Anchors measured on this machine: the original stack done well (DRF + django-fil
 frameworkless server (raw ASGI, asyncpg, msgspec, no indexes beyond the foreign keys): ~12,350,
 ~280, ~1,360 and ~5,480.
 """
+BLOCK_BEGIN, BLOCK_END = "<!-- catalogue: begin -->", "<!-- catalogue: end -->"
+PARTS = ("granian", "uvicorn", "profile")
 
 
 def write_results(sections: dict[str, str], notes: list[str]) -> None:
-    """Replace this run's servers' sections in ``bench/results.md``, keeping the others."""
-    existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
-    kept: dict[str, str] = {}
-    for match in re.finditer(r"<!-- (\w+): begin -->\n(.*?)<!-- \1: end -->", existing, re.S):
-        kept[match.group(1)] = match.group(2).rstrip("\n")
-    kept.update(sections)
+    """Replace this run's parts of the catalogue block in ``bench/results.md``; keep everything else."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    before, inner, after = text, "", ""
+    if BLOCK_BEGIN in text and BLOCK_END in text:
+        before, rest = text.split(BLOCK_BEGIN, 1)
+        inner, after = rest.split(BLOCK_END, 1)
+    else:
+        before = text.rstrip() + "\n\n"
+        after = "\n"
+    parts = {
+        match.group(1): match.group(2).strip("\n")
+        for match in re.finditer(r"<!-- catalogue/(\w+): begin -->\n(.*?)<!-- catalogue/\1: end -->", inner, re.S)
+    }
+    parts.update(sections)
     if notes:
-        kept["profile"] = "### Profile of the list endpoint (py-spy)\n\n" + "\n".join(notes)
-    order = ["granian", "uvicorn", "profile"]
-    body = "\n\n".join(f"<!-- {name}: begin -->\n{kept[name]}\n<!-- {name}: end -->" for name in order if name in kept)
-    RESULTS.write_text(HEADER + "\n" + body + "\n", encoding="utf-8")
+        parts["profile"] = "### Profile of the list endpoint (py-spy)\n\n" + "\n".join(notes)
+    body = "\n\n".join(
+        f"<!-- catalogue/{name}: begin -->\n{parts[name]}\n<!-- catalogue/{name}: end -->"
+        for name in PARTS
+        if name in parts
+    )
+    RESULTS.write_text(f"{before}{BLOCK_BEGIN}\n{HEADER}\n{body}\n{BLOCK_END}{after}", encoding="utf-8")
 
 
 def run_server(server: str, env: dict[str, str], args: argparse.Namespace, with_profile: bool) -> tuple[str, list[str]]:

@@ -9,23 +9,31 @@ from __future__ import annotations
 from litestar.stores.base import Store
 from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from luffy.settings import Settings
 
 CACHE_STORE = "cache"
+REDIS_MAX_CONNECTIONS = 64
+REDIS_POOL_WAIT_SECONDS = 2.0
 
 
 def make_redis(settings: Settings, *, decode_responses: bool = False) -> Redis:
-    """A Redis client that fails fast, so an unreachable server degrades a request instead of hanging it."""
+    """A Redis client that fails fast, so an unreachable server degrades a request instead of hanging it.
+
+    Its pool makes a burst of concurrent requests wait briefly for a connection instead of failing.
+    """
     assert settings.redis_url is not None
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_POOL_WAIT_SECONDS,
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
         health_check_interval=30,
         decode_responses=decode_responses,
     )
+    return Redis.from_pool(pool)
 
 
 def make_cache_store(settings: Settings) -> Store:

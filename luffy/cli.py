@@ -147,6 +147,7 @@ def seed(
             if banners is not None:
                 cache_refreshed = True
                 console.print(f"banner cache refreshed: {len(banners)} banners")
+            await _publish_seckill_goods(current, config)
             if demo:
                 with Progress(
                     TextColumn("{task.description:<22}"),
@@ -537,3 +538,213 @@ def user_token(
         raise typer.Exit(1)
     jwt_auth = make_jwt_auth(current)
     sys.stdout.write("".join(issue_token(jwt_auth, *users[mobile]) + "\n" for mobile in mobiles))
+
+
+# --- seckill -------------------------------------------------------------------------------------
+
+seckill_app = typer.Typer(
+    help="Flash sales: load goods, compare the database's stock with Redis's, rebuild Redis.", no_args_is_help=True
+)
+app.add_typer(seckill_app, name="seckill")
+
+
+def _moment(value: str | None, option: str) -> Any:
+    """``now`` or an ISO 8601 time (UTC unless it names an offset); ``None`` when not given."""
+    import datetime
+
+    if value is None:
+        return None
+    if value.strip().lower() == "now":
+        return datetime.datetime.now(datetime.UTC)
+    try:
+        moment = datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2030-01-01T12:00", param_hint=option
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def _stock_table(reports: list[Any], *, embedded: bool) -> Table:
+    table = Table("id", "name", "price", "window (UTC)", "db stock", "orders", title="seckill goods")
+    if not embedded:
+        for column in ("redis stock", "in flight", "buyers", "agree"):
+            table.add_column(column)
+    for report in reports:
+        window = f"{report.start:%Y-%m-%d %H:%M} → {f'{report.end:%Y-%m-%d %H:%M}' if report.end else 'open'}"
+        cells = [
+            str(report.id),
+            report.name,
+            f"{report.price:.2f}",
+            window,
+            str(report.database_stock),
+            str(report.orders),
+        ]
+        if not embedded:
+            if report.redis is None:
+                cells += ["missing", "-", "-", "[red]no[/red]"]
+            else:
+                agree = "[green]yes[/green]" if report.agrees else "[red]no[/red]"
+                cells += [str(report.redis.stock), str(report.redis.pending), str(report.redis.buyers), agree]
+        table.add_row(*cells)
+    return table
+
+
+def _seckill_run(work: Callable[[Any, Any], Coroutine[Any, Any, T]]) -> T:
+    """Runs ``work(session_config, reservations_or_None)``; Redis only in production."""
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from luffy.cache import make_redis
+    from luffy.db import make_sqlalchemy_config
+    from luffy.seckill.reservations import RedisReservations
+
+    current = settings()
+    config = make_sqlalchemy_config(current)
+
+    async def run() -> T:
+        redis = None if current.is_embedded else make_redis(current)
+        try:
+            reservations = (
+                None if redis is None else RedisReservations(redis, owner_ttl_seconds=current.result_ttl_seconds)
+            )
+            return await work(config, reservations)
+        finally:
+            if redis is not None:
+                await redis.aclose()
+            await config.get_engine().dispose()
+
+    try:
+        return run_async(run)
+    except (RedisError, SQLAlchemyError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+async def _publish_seckill_goods(current: Settings, config: Any) -> None:
+    """Production: goods Redis has not seen become buyable; a sale already in Redis is left alone."""
+    if current.is_embedded:
+        return
+    from redis.exceptions import RedisError
+
+    from luffy.cache import make_redis
+    from luffy.db import session_scope
+    from luffy.seckill.reservations import RedisReservations
+    from luffy.seckill.services import publish_goods
+
+    redis = make_redis(current)
+    try:
+        async with session_scope(config) as session:
+            reservations = RedisReservations(redis, owner_ttl_seconds=current.result_ttl_seconds)
+            await publish_goods(session, reservations, only_if_missing=True)
+    except (RedisError, OSError) as exc:
+        err_console.print(
+            f"[yellow]warning:[/yellow] seckill goods not copied to Redis ({type(exc).__name__}); "
+            "run `luffy seckill reconcile` once Redis is reachable",
+            highlight=False,
+            soft_wrap=True,
+        )
+    finally:
+        await redis.aclose()
+
+
+@seckill_app.command("load")
+def seckill_load(
+    name: Annotated[str, typer.Argument(help="The goods' name (created when new, else updated).")],
+    stock: Annotated[int, typer.Option(min=0, max=2_000_000_000, help="Units left to sell.")],
+    price: Annotated[str | None, typer.Option(help="Price, e.g. 99.00 (new goods: 0.00).")] = None,
+    start: Annotated[str | None, typer.Option(help="Sale start, ISO 8601 or 'now' (new goods: now).")] = None,
+    end: Annotated[str | None, typer.Option(help="Sale end, ISO 8601, or 'none' for open-ended.")] = None,
+) -> None:
+    """Create or update flash-sale goods in the database, then copy them to Redis (production)."""
+    from decimal import Decimal, InvalidOperation
+
+    from redis.exceptions import RedisError
+
+    from luffy.db import session_scope
+    from luffy.seckill.services import SeckillError, load_goods, publish_goods, stock_report
+
+    try:
+        amount = None if price is None else Decimal(price).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        raise typer.BadParameter(f"{price!r} is not a price, e.g. 99.00", param_hint="--price") from None
+    open_ended = end is not None and end.strip().lower() == "none"
+    starts, ends = _moment(start, "--start"), None if open_ended else _moment(end, "--end")
+
+    async def work(config: Any, reservations: Any) -> list[Any]:
+        async with session_scope(config) as session:
+            goods = await load_goods(
+                session, name=name, stock=stock, price=amount, start=starts, end=ends, open_ended=open_ended
+            )
+            goods_id = goods.id
+        async with session_scope(config) as session:
+            if reservations is not None:
+                try:
+                    await publish_goods(session, reservations, goods_ids=[goods_id])
+                except (RedisError, OSError) as exc:
+                    err_console.print(
+                        f"[red]error:[/red] saved in the database, but Redis was not updated ({type(exc).__name__}); "
+                        "run `luffy seckill reconcile` once Redis is reachable",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                    raise typer.Exit(1) from None
+            return await stock_report(session, reservations, name=name.strip())
+
+    try:
+        reports = _seckill_run(work)
+    except SeckillError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(_stock_table(reports, embedded=settings().is_embedded))
+
+
+@seckill_app.command("status")
+def seckill_status(
+    name: Annotated[str | None, typer.Argument(help="Only this goods.")] = None,
+) -> None:
+    """Stock in the database and in Redis, orders, and whether they agree (exit 1 when they don't)."""
+    from luffy.db import session_scope
+    from luffy.seckill.services import stock_report
+
+    async def work(config: Any, reservations: Any) -> list[Any]:
+        async with session_scope(config) as session:
+            return await stock_report(session, reservations, name=name)
+
+    reports = _seckill_run(work)
+    if name is not None and not reports:
+        err_console.print(f"[red]error:[/red] no goods on sale is named {name!r}", highlight=False)
+        raise typer.Exit(1)
+    embedded = settings().is_embedded
+    console.print(_stock_table(reports, embedded=embedded))
+    if embedded:
+        console.print("embedded mode: the database is the only stock")
+    elif not all(report.agrees for report in reports):
+        raise typer.Exit(1)
+
+
+@seckill_app.command("reconcile")
+def seckill_reconcile(
+    stale_after: Annotated[
+        float,
+        typer.Option(min=0, help="Reservations older than this many seconds are taken as lost and given back."),
+    ] = 600,
+) -> None:
+    """Rebuild Redis's stock and buyers from the database (production), keeping reservations in flight."""
+    from luffy.db import session_scope
+    from luffy.seckill.services import reconcile, stock_report
+
+    if settings().is_embedded:
+        console.print("embedded mode: no Redis to reconcile; the database is the only stock")
+        return
+
+    async def work(config: Any, reservations: Any) -> tuple[list[int], list[Any]]:
+        async with session_scope(config) as session:
+            removed = await reconcile(session, reservations, stale_after_seconds=stale_after)
+        async with session_scope(config) as session:
+            return removed, await stock_report(session, reservations)
+
+    removed, reports = _seckill_run(work)
+    if removed:
+        console.print(f"removed from Redis (no longer on sale): {', '.join(map(str, removed))}")
+    console.print(_stock_table(reports, embedded=False))

@@ -58,8 +58,14 @@ def read_seed_rows(seeds_dir: Path = SEEDS_DIR) -> dict[str, list[dict[str, Any]
     return rows
 
 
+# Live data: seeding adds the flash-sale goods when missing but never resets a running sale's stock.
+INSERT_ONLY_TABLES = frozenset({"luffy_seckill_goods"})
+
+
 def _upsert(dialect: str, table: Table, rows: list[dict[str, Any]]) -> Any:
     statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table).values(rows)
+    if table.name in INSERT_ONLY_TABLES:
+        return statement.on_conflict_do_nothing()
     updates = {key: statement.excluded[key] for key in rows[0] if key != "id"}
     return statement.on_conflict_do_update(index_elements=[table.c.id], set_=updates)
 
@@ -84,7 +90,10 @@ class SeedReport:
 
 
 async def load_seed(session: AsyncSession, media_root: Path, seeds_dir: Path = SEEDS_DIR) -> SeedReport:
-    """Upsert every seed row by id (running it twice changes nothing) and copy the seed media."""
+    """Upsert every seed row by id (running it twice changes nothing) and copy the seed media.
+
+    Flash-sale goods are only inserted when missing: their stock belongs to ``luffy seckill load``.
+    """
     dialect = session.bind.dialect.name
     seed_rows = read_seed_rows(seeds_dir)
     tables = [table for table in metadata.sorted_tables if seed_rows.get(table.name)]

@@ -1,0 +1,548 @@
+"""Flash-sale rules: admit a buyer, settle the order in one transaction, keep Redis and the database agreeing.
+
+The database is the truth: ``UPDATE ... SET stock = stock - 1 WHERE stock > 0`` and the unique
+``(user_id, goods_id)`` and ``task_id`` constraints make overselling, double buying and buying
+twice for one task impossible whatever happens in front of them. In production a Redis gate
+(``reservations.py``) answers sold-out and duplicate requests without touching the database and
+lets through only as many order tasks as there are units. Embedded mode has no Redis: the order
+task's transaction decides alone (serialised per process on SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import secrets
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
+from litestar.stores.base import Store
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import ColumnElement, Update, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+from taskiq.abc.result_backend import AsyncResultBackend
+from taskiq.exceptions import SendTaskError
+from taskiq_redis.exceptions import ResultIsMissingError
+
+from luffy.db import session_scope
+from luffy.seckill.models import Order, SeckillGoods
+from luffy.seckill.reservations import (
+    ABANDONED,
+    ENDED,
+    NOT_STARTED,
+    QUEUED,
+    UNKNOWN,
+    Admission,
+    GoodsState,
+    RedisGoods,
+    RedisReservations,
+    owner_key,
+)
+from luffy.seckill.schemas import (
+    DUPLICATE,
+    NOT_ACTIVE,
+    ORDERED,
+    SOLD_OUT,
+    FailedReply,
+    NotSucceededReply,
+    OrderedReply,
+    PurchaseOutcome,
+    PurchaseRequest,
+    QueuedReply,
+    WaitingReply,
+)
+
+logger = logging.getLogger("luffy.seckill")
+
+ORDER_CREATED = "created"
+MAX_PRICE = Decimal("999999.99")
+Enqueue = Callable[[str, int, int], Awaitable[Any]]
+
+
+class SeckillError(ValueError):
+    """An operator's request that cannot be carried out (bad goods data)."""
+
+
+@runtime_checkable
+class SeckillGate(Protocol):
+    """Where a purchase request is admitted and its reservation settled: Redis, or the database alone."""
+
+    async def admit(
+        self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
+    ) -> Admission: ...
+
+    async def settle(self, goods_id: int, task_id: str, outcome: str) -> None: ...
+
+    async def owner(self, task_id: str) -> int | None: ...
+
+
+class DatabaseGate:
+    """Embedded mode: the goods are read from the database and the order task alone decides.
+
+    Sold-out is answered at once when the database already says so; a duplicate is found by the
+    task (the unique constraint). Task owners are kept in the cache store, with the result's TTL.
+    """
+
+    def __init__(self, sqlalchemy_config: SQLAlchemyAsyncConfig, store: Store, *, owner_ttl_seconds: int) -> None:
+        self.sqlalchemy_config = sqlalchemy_config
+        self.store = store
+        self.owner_ttl_seconds = owner_ttl_seconds
+
+    async def admit(
+        self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
+    ) -> Admission:
+        async with session_scope(self.sqlalchemy_config) as session:
+            goods = await find_goods(session, name=name, goods_id=goods_id)
+        if goods is None:
+            return Admission(status=UNKNOWN, goods_id=None)
+        closed = window_status(goods.start_time.timestamp(), _epoch(goods.end_time), now)
+        if closed is not None:
+            return Admission(status=closed, goods_id=goods.id)
+        if goods.stock <= 0:
+            return Admission(status=SOLD_OUT, goods_id=goods.id)
+        await self.store.set(owner_key(task_id), str(user_id), expires_in=self.owner_ttl_seconds)
+        return Admission(status=QUEUED, goods_id=goods.id)
+
+    async def settle(self, goods_id: int, task_id: str, outcome: str) -> None:
+        """Nothing is reserved outside the database, so there is nothing to give back."""
+
+    async def owner(self, task_id: str) -> int | None:
+        value = await self.store.get(owner_key(task_id))
+        return int(value) if value is not None else None
+
+
+def make_gate(
+    *,
+    redis: Redis | None,
+    sqlalchemy_config: SQLAlchemyAsyncConfig,
+    store: Store,
+    owner_ttl_seconds: int,
+) -> SeckillGate:
+    """The Redis gate when a Redis client is given (production), else the database gate."""
+    if redis is not None:
+        return RedisReservations(redis, owner_ttl_seconds=owner_ttl_seconds)
+    return DatabaseGate(sqlalchemy_config, store, owner_ttl_seconds=owner_ttl_seconds)
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_order_no(now: datetime.datetime) -> str:
+    return now.strftime("%Y%m%d%H%M%S") + secrets.token_hex(6)
+
+
+def window_status(start: float, end: float | None, now: float) -> str | None:
+    """``not_started`` / ``ended`` when ``now`` is outside the sale window, else ``None``."""
+    if now < start:
+        return NOT_STARTED
+    if end is not None and now > end:
+        return ENDED
+    return None
+
+
+def _epoch(moment: datetime.datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+# --- the API: admit and report -------------------------------------------------------------------
+
+WINDOW_MESSAGES = {NOT_STARTED: "秒杀尚未开始", ENDED: "秒杀已结束"}
+
+
+async def request_purchase(
+    gate: SeckillGate, request: PurchaseRequest, user_id: int, enqueue: Enqueue
+) -> QueuedReply | FailedReply:
+    """Admit the request and enqueue its order task; answer at once when the outcome is already certain."""
+    if (request.name is None) == (request.goods_id is None):
+        raise ClientException("请提供 name 或 goods_id 其中之一")
+    task_id = new_task_id()
+    try:
+        admission = await gate.admit(
+            name=request.name, goods_id=request.goods_id, user_id=user_id, task_id=task_id, now=time.time()
+        )
+    except (RedisError, SQLAlchemyError, OSError) as exc:
+        logger.warning("seckill admission unavailable: %s", type(exc).__name__)
+        raise ServiceUnavailableException("秒杀服务暂不可用，请稍后再试") from exc
+    if admission.status == UNKNOWN or admission.goods_id is None:
+        raise NotFoundException("秒杀商品不存在")
+    if admission.status in WINDOW_MESSAGES:
+        raise ClientException(WINDOW_MESSAGES[admission.status])
+    if admission.status in (SOLD_OUT, DUPLICATE):
+        return FailedReply(reason=admission.status)  # type: ignore[arg-type]
+    try:
+        await enqueue(task_id, admission.goods_id, user_id)
+    except SendTaskError as exc:
+        logger.warning("seckill task %s not enqueued (%s); its reservation is given back", task_id, exc)
+        await abandon_purchase(gate, admission.goods_id, task_id)
+        raise ServiceUnavailableException("排队服务暂不可用，请稍后再试") from exc
+    return QueuedReply(task_id=task_id)
+
+
+async def purchase_status(
+    gate: SeckillGate, results: AsyncResultBackend[Any], task_id: str, user_id: int
+) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
+    """The contract's poll answer; another user's (or an unknown) task is indistinguishable from none."""
+    try:
+        if await gate.owner(task_id) != user_id:
+            return NotSucceededReply()
+        if not await results.is_result_ready(task_id):
+            return WaitingReply()
+        result = await results.get_result(task_id)
+    except (ResultIsMissingError, KeyError):
+        return NotSucceededReply()
+    except (RedisError, OSError) as exc:
+        raise ServiceUnavailableException("秒杀服务暂不可用，请稍后再试") from exc
+    value = result.return_value
+    if result.is_err or not isinstance(value, dict):
+        return NotSucceededReply()
+    outcome = value.get("outcome")
+    if outcome == ORDERED:
+        return OrderedReply(order_no=str(value.get("order_no")))
+    if outcome in (SOLD_OUT, DUPLICATE, NOT_ACTIVE):
+        return FailedReply(reason=outcome)
+    return NotSucceededReply()
+
+
+# --- the order task ------------------------------------------------------------------------------
+
+
+async def complete_purchase(
+    session: AsyncSession, gate: SeckillGate, *, task_id: str, goods_id: int, user_id: int
+) -> PurchaseOutcome:
+    """The order task's work: the database transaction, then the Redis reservation settled accordingly."""
+    outcome = await place_order(session, task_id=task_id, goods_id=goods_id, user_id=user_id, now=_utcnow())
+    try:
+        await gate.settle(goods_id, task_id, outcome.outcome)
+    except (RedisError, OSError):
+        if outcome.outcome != ORDERED:
+            raise
+        # The order is committed: report it. The reservation stays pending until
+        # ``luffy seckill reconcile``, which counts it correctly either way.
+        logger.warning("seckill task %s ordered, but its reservation could not be settled in Redis", task_id)
+    return outcome
+
+
+async def abandon_purchase(gate: SeckillGate, goods_id: int, task_id: str) -> None:
+    """A task that failed for good (or was never enqueued): give its reservation back."""
+    try:
+        await gate.settle(goods_id, task_id, ABANDONED)
+    except (RedisError, OSError) as exc:
+        logger.warning(
+            "seckill reservation of task %s not given back (%s); run `luffy seckill reconcile`", task_id, exc
+        )
+
+
+_sqlite_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def _one_writer_on_sqlite(session: AsyncSession) -> AsyncIterator[None]:
+    """SQLite has one writer at a time: queue this process's order transactions instead of retrying on BUSY."""
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    lock = _sqlite_writers.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
+        yield
+
+
+def _on_sale(now: datetime.datetime) -> list[ColumnElement[bool]]:
+    return [
+        SeckillGoods.is_delete.is_(False),
+        SeckillGoods.is_show.is_(True),
+        SeckillGoods.start_time <= now,
+        or_(SeckillGoods.end_time.is_(None), SeckillGoods.end_time >= now),
+    ]
+
+
+async def place_order(
+    session: AsyncSession, *, task_id: str, goods_id: int, user_id: int, now: datetime.datetime
+) -> PurchaseOutcome:
+    """Take one unit and write the order in one transaction; idempotent on ``task_id``.
+
+    The session must not have begun a transaction yet. A redelivered task whose order was
+    already committed finds it (through the unique constraints) and reports it again instead
+    of buying twice.
+    """
+    order = {
+        "order_no": new_order_no(now),
+        "task_id": task_id,
+        "user_id": user_id,
+        "goods_id": goods_id,
+        "status": ORDER_CREATED,
+        "created_time": now,
+        "updated_time": now,
+    }
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            ordered = await _take_and_order_in_one_statement(session, order, now)
+        else:
+            ordered = await _take_then_order(session, order, now)
+    except IntegrityError:
+        existing = await _existing_order(session, goods_id=goods_id, user_id=user_id, task_id=task_id)
+        if existing is None:
+            raise
+        return existing
+    if not ordered:
+        return await _why_not(session, task_id=task_id, goods_id=goods_id, user_id=user_id, now=now)
+    return PurchaseOutcome(outcome=ORDERED, order_no=order["order_no"])
+
+
+def _take_one(goods_id: int, now: datetime.datetime) -> Update:
+    return (
+        update(SeckillGoods)
+        .where(SeckillGoods.id == goods_id, SeckillGoods.stock > 0, *_on_sale(now))
+        .values(stock=SeckillGoods.stock - 1, updated_time=now)
+        .returning(SeckillGoods.price)
+    )
+
+
+async def _take_and_order_in_one_statement(
+    session: AsyncSession, order: dict[str, Any], now: datetime.datetime
+) -> bool:
+    """PostgreSQL: the decrement and the insert in one autocommitted statement.
+
+    Every buyer's transaction updates the same goods row, so its lock is the sale's bottleneck.
+    Held only while PostgreSQL runs this one statement (never across a round trip to the
+    worker), it lets orders through at the database's pace instead of the worker's.
+    """
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    taken = _take_one(order["goods_id"], now).cte("taken")
+    columns = Order.__table__.c
+    values = [literal(value, columns[name].type) for name, value in order.items()]
+    write = insert(Order).from_select([*order, "price"], select(*values, taken.c.price)).returning(Order.id)
+    try:
+        row = (await session.execute(write)).first()
+    except IntegrityError:
+        await session.rollback()
+        raise
+    await session.commit()
+    return row is not None
+
+
+async def _take_then_order(session: AsyncSession, order: dict[str, Any], now: datetime.datetime) -> bool:
+    """SQLite (no data-modifying CTE): decrement, then insert, in one transaction, one writer at a time."""
+    async with _one_writer_on_sqlite(session):
+        take_one = _take_one(order["goods_id"], now).execution_options(synchronize_session=False)
+        price = (await session.execute(take_one)).scalar_one_or_none()
+        if price is None:
+            await session.rollback()
+            return False
+        try:
+            await session.execute(insert(Order).values(**order, price=price))
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            raise
+    return True
+
+
+async def _existing_order(
+    session: AsyncSession, *, goods_id: int, user_id: int, task_id: str
+) -> PurchaseOutcome | None:
+    row = (
+        await session.execute(
+            select(Order.task_id, Order.order_no).where(Order.user_id == user_id, Order.goods_id == goods_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.task_id == task_id:
+        return PurchaseOutcome(outcome=ORDERED, order_no=row.order_no)
+    return PurchaseOutcome(outcome=DUPLICATE)
+
+
+async def _why_not(
+    session: AsyncSession, *, task_id: str, goods_id: int, user_id: int, now: datetime.datetime
+) -> PurchaseOutcome:
+    existing = await _existing_order(session, goods_id=goods_id, user_id=user_id, task_id=task_id)
+    if existing is not None:
+        return existing
+    on_sale = await session.scalar(select(SeckillGoods.id).where(SeckillGoods.id == goods_id, *_on_sale(now)))
+    return PurchaseOutcome(outcome=SOLD_OUT if on_sale is not None else NOT_ACTIVE)
+
+
+# --- goods: lookup, loading, Redis sync and status -------------------------------------------------
+
+
+async def find_goods(session: AsyncSession, *, name: str | None, goods_id: int | None) -> SeckillGoods | None:
+    """Visible goods by id (when given) or by name."""
+    lookup = SeckillGoods.id == goods_id if goods_id is not None else SeckillGoods.name == name
+    return await session.scalar(
+        select(SeckillGoods).where(lookup, SeckillGoods.is_delete.is_(False), SeckillGoods.is_show.is_(True))
+    )
+
+
+async def load_goods(
+    session: AsyncSession,
+    *,
+    name: str,
+    stock: int,
+    price: Decimal | None = None,
+    start: datetime.datetime | None = None,
+    end: datetime.datetime | None = None,
+    open_ended: bool = False,
+) -> SeckillGoods:
+    """Create the goods when the name is new, else update it; ``stock`` is the number of units left to sell.
+
+    The goods is put (back) on sale: visible and not deleted. ``open_ended`` removes the end time.
+    """
+    name = name.strip()
+    if not 1 <= len(name) <= 64:
+        raise SeckillError("the name must have 1 to 64 characters")
+    if stock < 0:
+        raise SeckillError("the stock cannot be negative")
+    if price is not None and not Decimal("0") <= price <= MAX_PRICE:
+        raise SeckillError(f"the price must be between 0.00 and {MAX_PRICE}")
+    goods = await session.scalar(select(SeckillGoods).where(SeckillGoods.name == name))
+    if goods is None:
+        goods = SeckillGoods(
+            name=name,
+            stock=stock,
+            price=price if price is not None else Decimal("0.00"),
+            start_time=start or _utcnow(),
+            end_time=end,
+            orders=0,
+            is_show=True,
+            is_delete=False,
+        )
+        session.add(goods)
+    else:
+        goods.stock = stock
+        goods.is_show = True
+        goods.is_delete = False
+        if price is not None:
+            goods.price = price
+        if start is not None:
+            goods.start_time = start
+        if end is not None:
+            goods.end_time = end
+    if open_ended:
+        goods.end_time = None
+    if goods.end_time is not None and goods.end_time <= goods.start_time:
+        raise SeckillError("the sale must end after it starts")
+    await session.flush()
+    return goods
+
+
+async def goods_states(session: AsyncSession, goods_ids: Sequence[int] | None = None) -> list[GoodsState]:
+    """The goods on sale (visible, not deleted) with the users who hold their orders."""
+    query = select(SeckillGoods).where(SeckillGoods.is_delete.is_(False), SeckillGoods.is_show.is_(True))
+    if goods_ids is not None:
+        query = query.where(SeckillGoods.id.in_(goods_ids))
+    goods_rows = (await session.scalars(query.order_by(SeckillGoods.id))).all()
+    buyers: dict[int, list[int]] = {goods.id: [] for goods in goods_rows}
+    if buyers:
+        orders = await session.execute(select(Order.goods_id, Order.user_id).where(Order.goods_id.in_(list(buyers))))
+        for goods_id, user_id in orders:
+            buyers[goods_id].append(user_id)
+    return [
+        GoodsState(
+            id=goods.id,
+            name=goods.name,
+            price=goods.price,
+            stock=goods.stock,
+            start=goods.start_time.timestamp(),
+            end=_epoch(goods.end_time),
+            buyers=buyers[goods.id],
+        )
+        for goods in goods_rows
+    ]
+
+
+async def publish_goods(
+    session: AsyncSession,
+    reservations: RedisReservations,
+    *,
+    goods_ids: Sequence[int] | None = None,
+    only_if_missing: bool = False,
+    stale_before: float = 0.0,
+) -> list[GoodsState]:
+    """Copy goods from the database to Redis (all on sale, or ``goods_ids``); returns what was read."""
+    states = await goods_states(session, goods_ids)
+    for state in states:
+        await reservations.sync(state, only_if_missing=only_if_missing, stale_before=stale_before)
+    return states
+
+
+async def reconcile(session: AsyncSession, reservations: RedisReservations, *, stale_after_seconds: float) -> list[int]:
+    """Rebuild Redis from the database: every goods on sale, none other.
+
+    Reservations younger than ``stale_after_seconds`` are kept (their tasks are still coming);
+    older ones are taken as lost. Returns the ids of goods removed from Redis.
+    """
+    states = await publish_goods(session, reservations, stale_before=time.time() - stale_after_seconds)
+    on_sale = {state.id for state in states}
+    removed = [goods_id for goods_id in await reservations.goods_ids() if goods_id not in on_sale]
+    for goods_id in removed:
+        await reservations.remove(goods_id)
+    return removed
+
+
+class StockReport(msgspec.Struct, frozen=True):
+    """One goods as the database and (in production) Redis see it."""
+
+    id: int
+    name: str
+    price: Decimal
+    start: datetime.datetime
+    end: datetime.datetime | None
+    database_stock: int
+    orders: int
+    redis: RedisGoods | None
+
+    @property
+    def agrees(self) -> bool:
+        """Redis's reservable stock and buyers account for exactly the database's stock and orders."""
+        if self.redis is None:
+            return False
+        return (
+            self.redis.stock + self.redis.pending == self.database_stock
+            and self.redis.buyers == self.orders + self.redis.pending
+        )
+
+
+async def stock_report(
+    session: AsyncSession, reservations: RedisReservations | None, *, name: str | None = None
+) -> list[StockReport]:
+    """Goods on sale (or the one named) with their stock and order count; Redis's view when given."""
+    orders = select(Order.goods_id, func.count().label("orders")).group_by(Order.goods_id).subquery("order_counts")
+    query = (
+        select(SeckillGoods, func.coalesce(orders.c.orders, 0))
+        .outerjoin(orders, orders.c.goods_id == SeckillGoods.id)
+        .where(SeckillGoods.is_delete.is_(False), SeckillGoods.is_show.is_(True))
+        .order_by(SeckillGoods.id)
+    )
+    if name is not None:
+        query = query.where(SeckillGoods.name == name)
+    rows = (await session.execute(query)).all()
+    in_redis = await reservations.state(goods.id for goods, _ in rows) if reservations is not None else {}
+    return [
+        StockReport(
+            id=goods.id,
+            name=goods.name,
+            price=goods.price,
+            start=goods.start_time,
+            end=goods.end_time,
+            database_stock=goods.stock,
+            orders=int(order_count),
+            redis=in_redis.get(goods.id),
+        )
+        for goods, order_count in rows
+    ]

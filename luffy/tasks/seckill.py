@@ -1,0 +1,68 @@
+"""The order task on the ``seckill`` queue; the rules live in ``luffy.seckill.services``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.state import TaskiqState
+
+from luffy.cache import make_redis
+from luffy.seckill.services import SeckillGate, abandon_purchase, complete_purchase, make_gate
+from luffy.tasks.broker import seckill_broker
+from luffy.tasks.deps import SessionDep
+
+PURCHASE_TASK = "luffy.seckill.purchase"
+
+
+async def _open_gate(state: TaskiqState) -> None:
+    """Where tasks run (a worker, or the API in embedded mode), they settle through their own gate."""
+    settings = state.settings
+    state.seckill_redis = make_redis(settings) if settings.redis_url else None
+    state.seckill_gate = make_gate(
+        redis=state.seckill_redis,
+        sqlalchemy_config=state.sqlalchemy_config,
+        store=state.cache_store,
+        owner_ttl_seconds=settings.result_ttl_seconds,
+    )
+
+
+async def _close_gate(state: TaskiqState) -> None:
+    redis = getattr(state, "seckill_redis", None)
+    state.seckill_redis = state.seckill_gate = None
+    if redis is not None:
+        await redis.aclose()
+
+
+def task_gate(context: Annotated[Context, TaskiqDepends()]) -> SeckillGate:
+    return context.state.seckill_gate
+
+
+GateDep = Annotated[SeckillGate, TaskiqDepends(task_gate)]
+
+
+@seckill_broker.task(task_name=PURCHASE_TASK, retry_on_error=True, max_retries=3)
+async def purchase(
+    goods_id: int,
+    user_id: int,
+    context: Annotated[Context, TaskiqDepends()],
+    session: SessionDep,
+    gate: GateDep,
+) -> dict[str, str | None]:
+    outcome = await complete_purchase(
+        session, gate, task_id=context.message.task_id, goods_id=goods_id, user_id=user_id
+    )
+    return outcome.as_result()
+
+
+class AbandonFailedPurchases(TaskiqMiddleware):
+    """A purchase task that failed for good (its error is the saved result) gives its reservation back."""
+
+    async def post_save(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        if message.task_name == PURCHASE_TASK and result.is_err:
+            await abandon_purchase(self.broker.state.seckill_gate, int(message.kwargs["goods_id"]), message.task_id)
+
+
+seckill_broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, _open_gate)
+seckill_broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, _close_gate)
+seckill_broker.add_middlewares(AbandonFailedPurchases())

@@ -1,0 +1,211 @@
+"""Production seckill with real processes: ``luffy serve``, seckill task workers, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from redis.asyncio import Redis
+from sqlalchemy import text, update
+
+from luffy.cache import make_redis
+from luffy.db import make_sqlalchemy_config, session_scope
+from luffy.seckill.models import SeckillGoods
+from luffy.seckill.reservations import RedisGoods, RedisReservations
+from luffy.seckill.services import publish_goods
+from luffy.settings import Settings, load_settings
+from luffy.user.auth import issue_token, make_jwt_auth
+from tests.conftest import truncate_all
+from tests.processes import run_luffy
+from tests.seckill_processes import Stack, poll_all, post_all, production_env
+from tests.seckill_support import create_goods, create_users, sale_state
+
+pytestmark = pytest.mark.slow
+FINAL_WITHIN_SECONDS = 60
+
+
+class Production(msgspec.Struct):
+    stack: Stack
+    settings: Settings
+    config: SQLAlchemyAsyncConfig
+    redis: Redis
+
+    def tokens(self, user_ids: list[int]) -> list[str]:
+        jwt_auth = make_jwt_auth(self.settings)
+        return [issue_token(jwt_auth, user_id, str(user_id)) for user_id in user_ids]
+
+    async def load(self, name: str, stock: int) -> int:
+        """What ``luffy seckill load NAME --stock N`` does (its CLI is tested in test_seckill_cli)."""
+        goods_id = await create_goods(self.config, name=name, stock=stock)
+        async with session_scope(self.config) as session:
+            await publish_goods(session, RedisReservations(self.redis, owner_ttl_seconds=60), goods_ids=[goods_id])
+        return goods_id
+
+    async def in_redis(self, goods_id: int) -> RedisGoods:
+        reservations = RedisReservations(self.redis, owner_ttl_seconds=60)
+        return (await reservations.state([goods_id]))[goods_id]
+
+
+@pytest.fixture
+async def production(postgres_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Production]:
+    await truncate_all(postgres_url)
+    env = production_env(postgres_url, redis_url, tmp_path / "data")
+    settings = load_settings(env)
+    redis = make_redis(settings)
+    await redis.flushdb()
+    config = make_sqlalchemy_config(settings)
+    stack = Stack(env, tmp_path)
+    try:
+        yield Production(stack=stack, settings=settings, config=config, redis=redis)
+    finally:
+        stack.stop_all()
+        await config.get_engine().dispose()
+        await redis.aclose()
+
+
+def outcome(reply: dict[str, object]) -> tuple[object, object]:
+    return reply["code"], reply.get("reason")
+
+
+async def test_500_buyers_for_50_units_with_two_workers(production: Production) -> None:
+    goods_id = await production.load("flash-500", 50)
+    production.stack.start_worker()
+    production.stack.start_worker()
+    base_url = production.stack.start_api()
+    users = await create_users(production.config, 500)
+    tokens = production.tokens(users)
+
+    replies = await post_all(base_url, tokens, {"name": "flash-500"})
+    queued = [(token, reply["task_id"]) for token, reply in zip(tokens, replies, strict=True) if reply["code"] == 100]
+    finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert len(queued) == 50, "Redis lets through exactly as many tasks as there are units"
+    answers = Counter(outcome(reply) for reply in [*finals, *(r for r in replies if r["code"] != 100)])
+    assert answers == {(100, None): 50, (101, "sold_out"): 450}
+    state = await sale_state(production.config, goods_id)
+    assert (state.stock, state.orders, state.buyers_with_two_orders) == (0, 50, 0)
+    assert await production.in_redis(goods_id) == RedisGoods(stock=0, pending=0, buyers=50)
+    winners = {user for user, reply in zip(users, replies, strict=True) if reply["code"] == 100}
+    assert set(state.order_users) == winners
+    status = run_luffy(production.stack.env, "seckill", "status", "flash-500")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "yes" in status.stdout
+
+
+async def test_one_user_firing_20_requests_gets_one_order(production: Production) -> None:
+    goods_id = await production.load("flash-one", 10)
+    production.stack.start_worker()
+    base_url = production.stack.start_api()
+    [user] = await create_users(production.config, 1)
+    [token] = production.tokens([user])
+
+    replies = await post_all(base_url, [token] * 20, {"goods_id": goods_id})
+    queued = [(token, reply["task_id"]) for reply in replies if reply["code"] == 100]
+    finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert Counter(outcome(reply) for reply in replies) == {(100, None): 1, (101, "duplicate"): 19}
+    assert [outcome(reply) for reply in finals] == [(100, None)]
+    state = await sale_state(production.config, goods_id)
+    assert (state.stock, state.orders) == (9, 1)
+    assert await production.in_redis(goods_id) == RedisGoods(stock=9, pending=0, buyers=1)
+
+
+async def test_the_post_path_needs_no_database(production: Production) -> None:
+    """An API process that cannot reach any database still queues purchases and reports their outcome."""
+    goods_id = await production.load("flash-nodb", 3)
+    production.stack.start_worker()
+    base_url = production.stack.start_api(LUFFY_DATABASE_URL="postgresql+asyncpg://luffy:luffy@127.0.0.1:1/nowhere")
+    users = await create_users(production.config, 5)
+    tokens = production.tokens(users)
+
+    replies = await post_all(base_url, tokens, {"name": "flash-nodb"})
+    queued = [(token, reply["task_id"]) for token, reply in zip(tokens, replies, strict=True) if reply["code"] == 100]
+    finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert Counter(outcome(reply) for reply in replies) == {(100, None): 3, (101, "sold_out"): 2}
+    assert [outcome(reply) for reply in finals] == [(100, None)] * 3
+    assert (await sale_state(production.config, goods_id)).orders == 3
+
+
+async def test_a_killed_worker_loses_no_accepted_request(production: Production) -> None:
+    goods_id = await production.load("flash-kill", 30)
+    doomed = production.stack.start_worker()
+    base_url = production.stack.start_api()
+    users = await create_users(production.config, 100)
+    tokens = production.tokens(users)
+
+    # Hold the goods row, so the worker's tasks are stuck in their transactions when it dies.
+    async with production.config.get_engine().connect() as blocker:
+        await blocker.execute(text("SELECT id FROM luffy_seckill_goods WHERE id = :id FOR UPDATE"), {"id": goods_id})
+        replies = await post_all(base_url, tokens, {"name": "flash-kill"})
+        await _until_tasks_are_waiting_on_the_row(production.config)
+        doomed.kill_all()
+        await blocker.rollback()
+
+    production.stack.start_worker()
+    queued = [(token, reply["task_id"]) for token, reply in zip(tokens, replies, strict=True) if reply["code"] == 100]
+    finals = await poll_all(base_url, queued, within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert len(queued) == 30
+    assert "redelivering" in production.stack.logs("worker"), "the dead worker's tasks were claimed again"
+    assert [outcome(reply) for reply in finals] == [(100, None)] * 30
+    state = await sale_state(production.config, goods_id)
+    assert (state.stock, state.orders, state.buyers_with_two_orders) == (0, 30, 0)
+    assert state.stock + state.orders == 30
+    assert await production.in_redis(goods_id) == RedisGoods(stock=0, pending=0, buyers=30)
+
+
+async def _until_tasks_are_waiting_on_the_row(config: SQLAlchemyAsyncConfig) -> None:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(30):
+        while True:
+            async with config.get_engine().connect() as connection:
+                if await connection.scalar(query):
+                    return
+            await asyncio.sleep(0.05)
+
+
+async def test_a_task_that_fails_for_good_gives_its_unit_back(production: Production) -> None:
+    goods_id = await production.load("flash-fail", 5)
+    production.stack.start_worker()
+    base_url = production.stack.start_api()
+    # A valid token for a user the database does not have: the order's foreign key fails every try.
+    [token] = production.tokens([987_654])
+
+    [reply] = await post_all(base_url, [token], {"goods_id": goods_id})
+    [final] = await poll_all(base_url, [(token, reply["task_id"])], within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert reply["code"] == 100
+    assert final == {"code": 102, "msg": "没成功"}
+    # The unit is given back right after the failure is saved as the task's result.
+    async with asyncio.timeout(5):
+        while True:
+            if await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0):
+                break
+            await asyncio.sleep(0.05)
+    assert (await sale_state(production.config, goods_id)).stock == 5
+
+
+async def test_a_sale_closed_before_the_task_runs_is_not_active(production: Production) -> None:
+    goods_id = await production.load("flash-closed", 5)
+    base_url = production.stack.start_api()
+    [user] = await create_users(production.config, 1)
+    [token] = production.tokens([user])
+    [reply] = await post_all(base_url, [token], {"goods_id": goods_id})
+    async with session_scope(production.config) as session:
+        await session.execute(update(SeckillGoods).values(is_show=False))
+
+    production.stack.start_worker()
+    [final] = await poll_all(base_url, [(token, reply["task_id"])], within_seconds=FINAL_WITHIN_SECONDS)
+
+    assert reply["code"] == 100
+    assert final == {"code": 101, "msg": "秒杀失败", "reason": "not_active"}
+    assert await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0)
+    assert (await sale_state(production.config, goods_id)).orders == 0

@@ -92,8 +92,12 @@ def _validation_errors(extra: Any) -> list[ErrorDetail] | None:
 
 
 def _is_default_detail(exc: HTTPException) -> bool:
+    """Litestar's own wording (the status phrase, or "Validation failed for GET /path?query"),
+    which is English and echoes the request back: replaced by the contract's short Chinese text."""
     from http import HTTPStatus
 
+    if isinstance(exc, ValidationException) and exc.detail.startswith("Validation failed for "):
+        return True
     try:
         return exc.detail == HTTPStatus(exc.status_code).phrase
     except ValueError:

@@ -60,6 +60,7 @@ async def test_validation_error_is_a_400_naming_the_field(settings: Settings) ->
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == 999
+    assert body["msg"] == "请求参数错误"
     assert body["errors"][0]["field"] == "number"
 
 

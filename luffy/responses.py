@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Generic, TypeVar
 
 import msgspec
 from advanced_alchemy.exceptions import NotFoundError
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
@@ -80,44 +81,60 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def _validation_errors(extra: Any) -> list[ErrorDetail] | None:
-    if not isinstance(extra, list):
-        return None
-    details = [
-        ErrorDetail(field=item.get("key"), message=str(item.get("message", "")))
-        for item in extra
-        if isinstance(item, dict)
-    ]
-    return details or None
+_FIELD_IN_MESSAGE = re.compile(r"(?:parameter|field) [`'\"]([^`'\"]+)[`'\"]")
+_REQUEST_ECHO = re.compile(r" for (?:path|GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+.*$")
 
 
-def _is_default_detail(exc: HTTPException) -> bool:
-    """Litestar's own wording (the status phrase, or "Validation failed for GET /path?query"),
-    which is English and echoes the request back: replaced by the contract's short Chinese text."""
-    from http import HTTPStatus
+def _field_and_message(field: str | None, message: str) -> ErrorDetail:
+    """One validation problem, named by the field it is about, without echoing the request's URL."""
+    named = _FIELD_IN_MESSAGE.search(message)
+    if named and field in (None, "data"):
+        field = named.group(1)
+    if message == f"'{field}'":  # msgspec's wording for a body that is not an object at all
+        message = "请求体必须是 JSON 对象"
+    return ErrorDetail(field=field, message=_REQUEST_ECHO.sub("", message))
 
-    if isinstance(exc, ValidationException) and exc.detail.startswith("Validation failed for "):
-        return True
-    try:
-        return exc.detail == HTTPStatus(exc.status_code).phrase
-    except ValueError:
-        return False
+
+def _validation_errors(exc: HTTPException) -> list[ErrorDetail] | None:
+    if isinstance(exc.extra, list):
+        details = [
+            _field_and_message(item.get("key"), str(item.get("message", "")))
+            for item in exc.extra
+            if isinstance(item, dict)
+        ]
+        return details or None
+    if exc.status_code == 400 and exc.detail.isascii():
+        return [_field_and_message(None, exc.detail)]
+    return None
+
+
+def _message(exc: HTTPException) -> str:
+    """The contract's short Chinese ``msg``. Litestar's own details are English and may echo the
+    request ("Missing required query parameter 'course' for path ..."): those give way to the status's
+    message, the specifics moving to ``errors``. Luffy's own details are Chinese and kept as they are."""
+    if not exc.detail or exc.detail.isascii():
+        return DEFAULT_ERROR_MESSAGES.get(exc.status_code, "请求错误")
+    return exc.detail
 
 
 def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorReply]:
     status = exc.status_code
     if status >= HTTP_500_INTERNAL_SERVER_ERROR and status != 503:
         return server_error_handler(_, exc)
-    if _is_default_detail(exc) or not exc.detail:
-        message = DEFAULT_ERROR_MESSAGES.get(status, "请求错误")
-    else:
-        message = exc.detail
-    errors = _validation_errors(exc.extra) if isinstance(exc, ValidationException) else None
     code = SERVER_ERROR if status >= HTTP_500_INTERNAL_SERVER_ERROR else CLIENT_ERROR
     return Response(
-        ErrorReply(code=code, msg=message, errors=errors),
+        ErrorReply(code=code, msg=_message(exc), errors=_validation_errors(exc) if status == 400 else None),
         status_code=status,
         headers=exc.headers,
+        media_type=MediaType.JSON,
+    )
+
+
+def undecodable_body_handler(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[ErrorReply]:
+    """A request body that is not UTF-8: Litestar's JSON decoding lets this escape as a 500."""
+    return Response(
+        ErrorReply(code=CLIENT_ERROR, msg="请求体不是有效的 UTF-8 JSON"),
+        status_code=400,
         media_type=MediaType.JSON,
     )
 
@@ -138,6 +155,7 @@ def server_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
 exception_handlers: ExceptionHandlersMap = {
     HTTPException: http_exception_handler,
     NotFoundError: not_found_handler,
+    UnicodeDecodeError: undecodable_body_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: server_error_handler,
     Exception: server_error_handler,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from litestar import Litestar, get
+from litestar import Litestar, get, post
 from litestar.testing import AsyncTestClient
 
 from luffy.app import create_app
@@ -106,3 +106,34 @@ async def test_media_is_served_under_the_prefix(client: AsyncTestClient[Litestar
     assert response.status_code == 200
     assert response.content.startswith(b"\x89PNG")
     assert seeded.media_url("courses/alex_python.png") == "http://testserver.local/media/courses/alex_python.png"
+
+
+async def test_framework_errors_speak_the_contract_not_litestar(settings: Settings) -> None:
+    @get("/probe-required", sync_to_thread=False)
+    def probe_required(course: int) -> dict[str, int]:
+        return {"course": course}
+
+    @post("/probe-body", sync_to_thread=False)
+    def probe_body(data: dict[str, str]) -> dict[str, str]:
+        return data
+
+    app = create_app(settings)
+    app.register(probe_required)
+    app.register(probe_body)
+    async with AsyncTestClient(app=app) as client:
+        missing = await client.get("/probe-required")
+        undecodable = await client.post(
+            "/probe-body", content=b'{"mobile":"\xff"}', headers={"Content-Type": "application/json"}
+        )
+        truncated = await client.post("/probe-body", content=b"{", headers={"Content-Type": "application/json"})
+        unauthorised = await client.get("/api/v1/user/me/")
+    assert missing.status_code == 400
+    assert missing.json()["msg"] == "请求参数错误"
+    assert missing.json()["errors"][0]["field"] == "course"
+    assert "/probe-required" not in missing.text
+    assert undecodable.status_code == 400
+    assert undecodable.json() == {"code": 999, "msg": "请求体不是有效的 UTF-8 JSON"}
+    assert truncated.status_code == 400
+    assert truncated.json()["msg"] == "请求参数错误"
+    assert unauthorised.status_code == 401
+    assert unauthorised.json() == {"code": 999, "msg": "未登录或登录已过期"}

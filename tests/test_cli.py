@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TEST_SECRET
+from tests.processes import run_luffy
 from tests.services import throwaway_database
 
 
@@ -24,15 +23,10 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
 
 
 def luffy(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LUFFY_")}
-    env |= {
-        "LUFFY_DATA_DIR": str(data_dir),
-        "LUFFY_DATABASE_URL": database_url,
-        "LUFFY_SECRET_KEY": TEST_SECRET,
-        "COLUMNS": "200",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "luffy", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    result = run_luffy(
+        {"LUFFY_DATA_DIR": str(data_dir), "LUFFY_DATABASE_URL": database_url, "LUFFY_SECRET_KEY": TEST_SECRET},
+        *args,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result

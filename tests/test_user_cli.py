@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jwt
@@ -15,19 +13,12 @@ from sqlalchemy.pool import NullPool
 
 from luffy.user.models import SmsLog, User
 from tests.conftest import TEST_SECRET, truncate_all
+from tests.processes import run_luffy
 
 
 def luffy(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LUFFY_")}
-    env |= {
-        "LUFFY_DATA_DIR": str(data_dir),
-        "LUFFY_DATABASE_URL": database_url,
-        "LUFFY_SECRET_KEY": TEST_SECRET,
-        "COLUMNS": "250",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "luffy", *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    env = {"LUFFY_DATA_DIR": str(data_dir), "LUFFY_DATABASE_URL": database_url, "LUFFY_SECRET_KEY": TEST_SECRET}
+    return run_luffy(env | {"COLUMNS": "250"}, *args, timeout=120)
 
 
 async def _execute(database_url: str, statement: object) -> list[object]:

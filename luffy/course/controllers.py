@@ -170,7 +170,7 @@ class CourseController(Controller):
     async def chapters(
         self,
         catalogue: NamedDependency[CourseCatalogue],
-        course: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="The course id.")],
+        course: Annotated[int, QueryParameter(description="The course id; an unknown or invisible one is a 404.")],
     ) -> list[ChapterItem]:
         chapters = await catalogue.chapters(course)
         if chapters is None:

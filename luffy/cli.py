@@ -61,6 +61,18 @@ def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(factory())
 
 
+def run_on_database(config: SQLAlchemyAsyncConfig, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``run_async(factory)``, then dispose of ``config``'s engine (a command's pool must not outlive it)."""
+
+    async def run() -> T:
+        try:
+            return await factory()
+        finally:
+            await config.get_engine().dispose()
+
+    return run_async(run)
+
+
 def _alembic() -> Any:
     from advanced_alchemy.alembic.commands import AlembicCommands
 
@@ -136,42 +148,39 @@ def seed(
 
     async def work() -> dict[str, int]:
         nonlocal cache_refreshed
-        try:
-            async with session_scope(config) as session:
-                report = await load_seed(session, current.media_root)
-            console.print(
-                f"seed rows upserted: {sum(report.rows_by_table.values())} in {len(report.rows_by_table)} tables; "
-                f"{report.media_files} media files copied to {current.media_root}"
-            )
-            banners = await _refresh_banner_cache(current, config)
-            if banners is not None:
-                cache_refreshed = True
-                console.print(f"banner cache refreshed: {len(banners)} banners")
-            await _publish_seckill_goods(current, config)
-            if demo:
-                with Progress(
-                    TextColumn("{task.description:<22}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=console,
-                ) as bar:
-                    total = demo * (1 + 5 + 20) + 120
-                    task = bar.add_task("demo catalogue", total=total)
-                    async with session_scope(config) as session:
-                        await load_demo(
-                            session,
-                            demo,
-                            random_seed,
-                            lambda table, n: bar.update(task, advance=n, description=table),
-                        )
-                    bar.update(task, completed=total, description="demo catalogue")
-            async with session_scope(config) as session:
-                return await count_rows(session)
-        finally:
-            await config.get_engine().dispose()
+        async with session_scope(config) as session:
+            report = await load_seed(session, current.media_root)
+        console.print(
+            f"seed rows upserted: {sum(report.rows_by_table.values())} in {len(report.rows_by_table)} tables; "
+            f"{report.media_files} media files copied to {current.media_root}"
+        )
+        banners = await _refresh_banner_cache(current, config)
+        if banners is not None:
+            cache_refreshed = True
+            console.print(f"banner cache refreshed: {len(banners)} banners")
+        await _publish_seckill_goods(current, config)
+        if demo:
+            with Progress(
+                TextColumn("{task.description:<22}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                total = demo * (1 + 5 + 20) + 120
+                task = bar.add_task("demo catalogue", total=total)
+                async with session_scope(config) as session:
+                    await load_demo(
+                        session,
+                        demo,
+                        random_seed,
+                        lambda table, n: bar.update(task, advance=n, description=table),
+                    )
+                bar.update(task, completed=total, description="demo catalogue")
+        async with session_scope(config) as session:
+            return await count_rows(session)
 
-    counts = run_async(work)
+    counts = run_on_database(config, work)
     table = Table("table", "rows", title="rows in the database")
     for name, rows in counts.items():
         table.add_row(name, str(rows))
@@ -323,16 +332,13 @@ def _banner_write(write: Callable[[AsyncSession], Coroutine[Any, Any, Banner]], 
     config = make_sqlalchemy_config(current)
 
     async def work() -> list[BannerItem] | None:
-        try:
-            async with session_scope(config) as session:
-                banner = await write(session)
-            console.print(done.format(id=banner.id, title=banner.title))
-            return await _refresh_banner_cache(current, config)
-        finally:
-            await config.get_engine().dispose()
+        async with session_scope(config) as session:
+            banner = await write(session)
+        console.print(done.format(id=banner.id, title=banner.title))
+        return await _refresh_banner_cache(current, config)
 
     try:
-        banners = run_async(work)
+        banners = run_on_database(config, work)
     except NotFoundError:
         err_console.print("[red]error:[/red] no such banner (or it is deleted)", highlight=False)
         raise typer.Exit(2) from None
@@ -374,13 +380,7 @@ def cache_refresh_banner() -> None:
     current = settings()
     config = make_sqlalchemy_config(current)
 
-    async def work() -> list[BannerItem] | None:
-        try:
-            return await _refresh_banner_cache(current, config)
-        finally:
-            await config.get_engine().dispose()
-
-    banners = run_async(work)
+    banners = run_on_database(config, lambda: _refresh_banner_cache(current, config))
     if banners is None:
         raise typer.Exit(1)
     _print_cached_banners(banners)
@@ -398,14 +398,11 @@ def banner_list(
     config = make_sqlalchemy_config(current)
 
     async def work() -> list[Banner]:
-        try:
-            async with session_scope(config) as session:
-                return await all_banners(session, include_deleted=deleted)
-        finally:
-            await config.get_engine().dispose()
+        async with session_scope(config) as session:
+            return await all_banners(session, include_deleted=deleted)
 
     table = Table("id", "orders", "shown", "title", "image", "link", "info", title="banners")
-    for banner in run_async(work):
+    for banner in run_on_database(config, work):
         shown = "deleted" if banner.is_delete else ("yes" if banner.is_show else "no")
         table.add_row(str(banner.id), str(banner.orders), shown, banner.title, banner.image, banner.link, banner.info)
     console.print(table)
@@ -483,13 +480,10 @@ def sms_outbox(
     config = make_sqlalchemy_config(settings())
 
     async def work() -> list[Any]:
-        try:
-            async with session_scope(config) as session:
-                return list(await SmsLogService(session=session).recent(mobile, limit))
-        finally:
-            await config.get_engine().dispose()
+        async with session_scope(config) as session:
+            return list(await SmsLogService(session=session).recent(mobile, limit))
 
-    rows = run_async(work)
+    rows = run_on_database(config, work)
     table = Table("id", "created", "mobile", "provider", "status", "tries", "message / error", title="SMS outbox")
     for row in rows:
         detail = "\n".join(part for part in (row.message, row.error) if part)
@@ -522,13 +516,10 @@ def user_token(
     config = make_sqlalchemy_config(current)
 
     async def work() -> dict[str, tuple[int, str]]:
-        try:
-            async with session_scope(config) as session:
-                return await UserService(session=session).ensure_users(mobiles)
-        finally:
-            await config.get_engine().dispose()
+        async with session_scope(config) as session:
+            return await UserService(session=session).ensure_users(mobiles)
 
-    users = run_async(work)
+    users = run_on_database(config, work)
     missing = [mobile for mobile in mobiles if mobile not in users]
     if missing:
         err_console.print(
@@ -612,10 +603,9 @@ def _seckill_run(work: Callable[[Any, Any], Coroutine[Any, Any, T]]) -> T:
         finally:
             if redis is not None:
                 await redis.aclose()
-            await config.get_engine().dispose()
 
     try:
-        return run_async(run)
+        return run_on_database(config, run)
     except (RedisError, SQLAlchemyError, OSError) as exc:
         err_console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

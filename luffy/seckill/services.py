@@ -262,10 +262,13 @@ async def _one_writer_on_sqlite(session: AsyncSession) -> AsyncIterator[None]:
         yield
 
 
+# Goods on sale at some time: visible and not deleted (their sale window aside).
+_LISTED = (SeckillGoods.is_delete.is_(False), SeckillGoods.is_show.is_(True))
+
+
 def _on_sale(now: datetime.datetime) -> list[ColumnElement[bool]]:
     return [
-        SeckillGoods.is_delete.is_(False),
-        SeckillGoods.is_show.is_(True),
+        *_LISTED,
         SeckillGoods.start_time <= now,
         or_(SeckillGoods.end_time.is_(None), SeckillGoods.end_time >= now),
     ]
@@ -384,9 +387,7 @@ async def _why_not(
 async def find_goods(session: AsyncSession, *, name: str | None, goods_id: int | None) -> SeckillGoods | None:
     """Visible goods by id (when given) or by name."""
     lookup = SeckillGoods.id == goods_id if goods_id is not None else SeckillGoods.name == name
-    return await session.scalar(
-        select(SeckillGoods).where(lookup, SeckillGoods.is_delete.is_(False), SeckillGoods.is_show.is_(True))
-    )
+    return await session.scalar(select(SeckillGoods).where(lookup, *_LISTED))
 
 
 async def load_goods(
@@ -443,7 +444,7 @@ async def load_goods(
 
 async def goods_states(session: AsyncSession, goods_ids: Sequence[int] | None = None) -> list[GoodsState]:
     """The goods on sale (visible, not deleted) with the users who hold their orders."""
-    query = select(SeckillGoods).where(SeckillGoods.is_delete.is_(False), SeckillGoods.is_show.is_(True))
+    query = select(SeckillGoods).where(*_LISTED)
     if goods_ids is not None:
         query = query.where(SeckillGoods.id.in_(goods_ids))
     goods_rows = (await session.scalars(query.order_by(SeckillGoods.id))).all()
@@ -526,7 +527,7 @@ async def stock_report(
     query = (
         select(SeckillGoods, func.coalesce(orders.c.orders, 0))
         .outerjoin(orders, orders.c.goods_id == SeckillGoods.id)
-        .where(SeckillGoods.is_delete.is_(False), SeckillGoods.is_show.is_(True))
+        .where(*_LISTED)
         .order_by(SeckillGoods.id)
     )
     if name is not None:

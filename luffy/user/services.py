@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from luffy.db import utcnow
 from luffy.settings import Settings
 from luffy.user.codes import CodeStore, RedisCodeStore, StoreCodeStore, Verdict, code_for_send
-from luffy.user.limits import Limiter, LimitExceeded, RedisLimiter, StoreLimiter, ip_window, sms_windows
+from luffy.user.limits import Limiter, LimitExceeded, RedisLimiter, StoreLimiter, Window, ip_window, sms_windows
 from luffy.user.models import SmsLog, User
 from luffy.user.sms_providers import PermanentSmsError, SmsProvider, TransientSmsError, mask_code, render_message
 
@@ -101,13 +101,17 @@ class SmsCodeService:
         self.codes = codes
         self.limiter = limiter
 
-    async def count_lookup(self, client_ip: str) -> None:
-        """``check_mobile`` spends the client's hourly SMS quota, so it cannot enumerate users fast."""
+    async def _acquire(self, windows: list[Window]) -> None:
+        """Count one request in every window: a 429 when a limit is reached, a 503 when the cache is down."""
         with cache_required():
             try:
-                await self.limiter.acquire([ip_window(self.settings, client_ip)])
+                await self.limiter.acquire(windows)
             except LimitExceeded as exc:
                 raise _too_many(exc) from None
+
+    async def count_lookup(self, client_ip: str) -> None:
+        """``check_mobile`` spends the client's hourly SMS quota, so it cannot enumerate users fast."""
+        await self._acquire([ip_window(self.settings, client_ip)])
 
     async def request_code(self, mobile: str, client_ip: str, enqueue: Enqueue) -> str:
         """Count the request, keep a new code, enqueue its delivery; returns the send id.
@@ -116,11 +120,7 @@ class SmsCodeService:
         send enqueued (and the send task delivers only a code that is still kept).
         """
         windows = sms_windows(self.settings, mobile, client_ip)
-        with cache_required():
-            try:
-                await self.limiter.acquire(windows)
-            except LimitExceeded as exc:
-                raise _too_many(exc) from None
+        await self._acquire(windows)
         send_id = uuid.uuid4().hex
         try:
             await self.codes.put(mobile, new_code(self.settings.sms_code_length), send_id, self.settings.sms_code_ttl)
@@ -131,7 +131,7 @@ class SmsCodeService:
             raise ServiceUnavailableException(detail=CACHE_DOWN_MSG) from exc
         return send_id
 
-    async def _undo(self, mobile: str, send_id: str, windows: list[Any]) -> None:
+    async def _undo(self, mobile: str, send_id: str, windows: list[Window]) -> None:
         for step in (self.codes.discard(mobile, send_id), self.limiter.release(windows)):
             try:
                 await step

@@ -44,6 +44,11 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(CodeRecord)
 
 
+def new_record(code: str, send_id: str, ttl_seconds: int) -> bytes:
+    """The encoded record of a fresh code, expiring ``ttl_seconds`` from now."""
+    return _encoder.encode(CodeRecord(code=code, send_id=send_id, expires_at=int(time.time()) + ttl_seconds))
+
+
 def decode_record(raw: bytes | str | None) -> CodeRecord | None:
     if raw is None:
         return None
@@ -116,8 +121,7 @@ class RedisCodeStore:
         self._discard = redis.register_script(_DISCARD)
 
     async def put(self, mobile: str, code: str, send_id: str, ttl_seconds: int) -> None:
-        record = CodeRecord(code=code, send_id=send_id, expires_at=int(time.time()) + ttl_seconds)
-        await self.redis.set(code_key(mobile), _encoder.encode(record), ex=ttl_seconds)
+        await self.redis.set(code_key(mobile), new_record(code, send_id, ttl_seconds), ex=ttl_seconds)
 
     async def discard(self, mobile: str, send_id: str) -> None:
         await self._discard(keys=[code_key(mobile)], args=[send_id])
@@ -135,9 +139,9 @@ class StoreCodeStore:
         self._lock = asyncio.Lock()
 
     async def put(self, mobile: str, code: str, send_id: str, ttl_seconds: int) -> None:
-        record = CodeRecord(code=code, send_id=send_id, expires_at=int(time.time()) + ttl_seconds)
+        record = new_record(code, send_id, ttl_seconds)
         async with self._lock:
-            await self.store.set(code_key(mobile), _encoder.encode(record), expires_in=ttl_seconds)
+            await self.store.set(code_key(mobile), record, expires_in=ttl_seconds)
 
     async def discard(self, mobile: str, send_id: str) -> None:
         async with self._lock:

@@ -15,27 +15,24 @@ import asyncio
 import datetime
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import _free_port, postgres_admin_dsn  # noqa: E402
+from common import run_wrk, wait_healthy, write_block  # noqa: E402
+
+from tests.services import free_port, postgres_admin_dsn  # noqa: E402
 
 DATABASE = "luffy_bench_banner"
-RESULTS = ROOT / "bench" / "results.md"
 URL_PATH = "/api/v1/home/banner/"
 WORKERS = 2
-BEGIN, END = "<!-- banner: begin -->", "<!-- banner: end -->"
 
 
 async def _ensure_database(admin_dsn: str) -> None:
@@ -51,48 +48,6 @@ def luffy(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "-m", "luffy", *args], env=env, check=True, capture_output=True, timeout=300)
 
 
-def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if process.poll() is not None:
-            raise SystemExit("luffy serve exited before answering")
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("luffy serve did not become healthy")
-
-
-def run_wrk(url: str, duration: int, connections: int) -> tuple[float, float, float, int]:
-    out = subprocess.run(
-        ["wrk", f"-t{WORKERS}", f"-c{connections}", f"-d{duration}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, p50, p99, int(errors.group(1)) if errors else 0
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def write_results(section: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
@@ -104,7 +59,7 @@ def main() -> None:
     admin_dsn = postgres_admin_dsn()
     asyncio.run(_ensure_database(admin_dsn))
     workdir = Path(tempfile.mkdtemp(prefix="luffy-bench-banner-"))
-    redis_port, api_port = _free_port(), _free_port()
+    redis_port, api_port = free_port(), free_port()
     redis = subprocess.Popen(
         ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
@@ -157,7 +112,7 @@ def main() -> None:
     ]
     section = "\n".join(lines)
     print(section)
-    write_results(section)
+    write_block("banner", section)
 
 
 if __name__ == "__main__":

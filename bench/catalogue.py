@@ -21,7 +21,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,12 +37,21 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import RESULTS, run_wrk  # noqa: E402
+
 from luffy.seed import DEMO_ID_BASE  # noqa: E402
-from tests.services import PG_HOST, PG_PASSWORD, PG_PORT, PG_ROLE, postgres_admin_dsn, redis_server  # noqa: E402
+from tests.services import (  # noqa: E402
+    PG_HOST,
+    PG_PASSWORD,
+    PG_PORT,
+    PG_ROLE,
+    free_port,
+    postgres_admin_dsn,
+    redis_server,
+)
 
 DATABASE = "luffy_bench"
 DEMO_COURSES = 10_000
-RESULTS = ROOT / "bench" / "results.md"
 API = "/api/v1/course"
 WORKERS = 2
 
@@ -131,12 +139,6 @@ def prepare_database(env: dict[str, str], reseed: bool, fresh: bool) -> None:
 # --- the server ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def server_command(server: str, port: int) -> list[str]:
     return ["luffy", "serve", "--server", server, "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
 
@@ -176,33 +178,6 @@ def running_server(server: str, env: dict[str, str]) -> Iterator[tuple[str, subp
 
 
 # --- the load generator --------------------------------------------------------------------------
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _milliseconds(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
-
-
-def run_wrk(url: str, duration: int, connections: int) -> tuple[float, float, float, int]:
-    threads = min(connections, os.cpu_count() or 1)
-    result = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    out = result.stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _milliseconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _milliseconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    errors_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = int(errors_match.group(1)) if errors_match else 0
-    if socket_errors:
-        errors += sum(int(value) for value in socket_errors.groups())
-    return rps, p50, p99, errors
 
 
 async def _python_load(url: str, duration: int, connections: int) -> tuple[float, float, float, int]:

@@ -16,28 +16,26 @@ import argparse
 import asyncio
 import datetime
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results.md"
-START_MARKER = "<!-- seckill: begin -->"
-END_MARKER = "<!-- seckill: end -->"
+sys.path.insert(0, str(ROOT))
+
+from common import RESULTS, wait_healthy, write_block  # noqa: E402
+
+from tests.services import free_port, redis_server  # noqa: E402
+
 DATABASE = "luffy_bench_seckill"
 ADMIN_DSN = "postgresql://luffy:luffy@127.0.0.1:5432/postgres"
 GOODS = "性感帽子"
@@ -46,34 +44,6 @@ ANCHOR_POSTS_PER_SECOND = 330
 ANCHOR_ALL_FINAL_SECONDS = 41
 TARGET_ALL_FINAL_SECONDS = 20
 LUFFY = [sys.executable, "-m", "luffy"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def private_redis() -> Iterator[str]:
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="luffy-bench-redis-")
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def recreate_database() -> str:
@@ -123,18 +93,6 @@ class Processes:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_for_api(base_url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base_url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the API did not become healthy")
 
 
 @dataclass
@@ -255,18 +213,6 @@ def redis_state(redis_url: str) -> dict[str, int]:
     }
 
 
-def write_results(section: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{START_MARKER}\n{section.rstrip()}\n{END_MARKER}"
-    if START_MARKER in text and END_MARKER in text:
-        before, rest = text.split(START_MARKER, 1)
-        after = rest.split(END_MARKER, 1)[1]
-        text = before + block + after
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buyers", type=int, default=5_000)
@@ -278,7 +224,7 @@ def main() -> None:
     args = parser.parse_args()
 
     log_dir = Path(tempfile.mkdtemp(prefix="luffy-bench-seckill-"))
-    with private_redis() as redis_url:
+    with redis_server() as redis_url:
         database_url = asyncio.run(recreate_database())
         env = {key: value for key, value in os.environ.items() if not key.startswith("LUFFY_")} | {
             "LUFFY_DATABASE_URL": database_url,
@@ -297,7 +243,7 @@ def main() -> None:
             port = free_port()
             processes.start("api", [*LUFFY, "serve", "--port", str(port), "--workers", str(args.api_workers)])
             base_url = f"http://127.0.0.1:{port}"
-            wait_for_api(base_url)
+            wait_healthy(base_url)
             worker = [*LUFFY, "worker", "--queue", "seckill", "--workers", str(args.task_workers)]
             processes.start("worker", worker)
             load_before = os.getloadavg()[0]
@@ -387,7 +333,7 @@ def main() -> None:
     )
     print(section)
     if not args.no_write:
-        write_results(section)
+        write_block("seckill", section)
         print(f"written to {RESULTS.relative_to(ROOT)}")
     if failed:
         raise SystemExit(1)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET
 from tests.processes import LuffyProcess, wait_until
-from tests.services import _free_port
+from tests.services import free_port
 
 URL = "/api/v1/user/sckill/"
 STARTUP_SECONDS = 30
@@ -47,7 +47,7 @@ class Stack:
 
     def start_api(self, **env_overrides: str) -> str:
         """``luffy serve`` on a free port; returns its base URL once ``/health`` answers."""
-        port = _free_port()
+        port = free_port()
         process = self._start("api", "serve", "--port", str(port), **env_overrides)
         base_url = f"http://127.0.0.1:{port}"
 

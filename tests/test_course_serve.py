@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +12,9 @@ import pytest
 
 from tests.conftest import TEST_SECRET, truncate_all
 from tests.processes import LuffyProcess, run_luffy, wait_until
+from tests.services import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -36,7 +30,7 @@ def seeded_postgres_env(postgres_url: str, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def served(seeded_postgres_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = LuffyProcess(
         {**seeded_postgres_env, "LUFFY_BACKEND_URL": base},

@@ -25,7 +25,7 @@ from luffy.home.services import BANNER_CACHE_KEY, CACHE_RETRY_SECONDS, CacheOuta
 from luffy.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.processes import run_luffy
-from tests.services import _free_port
+from tests.services import free_port
 from tests.sqlcount import count_statements
 
 BANNERS_URL = "/api/v1/home/banner/"
@@ -194,7 +194,7 @@ def home_log() -> Iterator[Records]:
 async def test_redis_unreachable_answers_from_the_database(
     seeded: Settings, make_settings: Callable[..., Settings], home_log: Records
 ) -> None:
-    closed_port = _free_port()
+    closed_port = free_port()
     settings = make_settings(seeded.database_url, f"redis://127.0.0.1:{closed_port}/0")
     async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
         responses = [await client.get(BANNERS_URL) for _ in range(3)]
@@ -376,7 +376,7 @@ async def test_a_running_embedded_server_sees_banner_commands(seeded: Settings) 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_banner_command_says_when_the_cache_is_down(seeded: Settings, make_settings: Callable[..., Settings]) -> None:
-    unreachable = make_settings(seeded.database_url, f"redis://127.0.0.1:{_free_port()}/0")
+    unreachable = make_settings(seeded.database_url, f"redis://127.0.0.1:{free_port()}/0")
     result = run_luffy(env_of(unreachable), "banner", "hide", "2")
     assert result.returncode == 1
     assert "hid banner 2" in result.stdout

@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import redis
 
 from tests.conftest import TEST_SECRET, truncate_all
 from tests.fake_tencent import FakeTencent
-from tests.services import ServiceUnavailable, redis_server
+from tests.services import ServiceUnavailable, free_port, redis_server
 from tests.user_helpers import settled_sms
 
 pytestmark = pytest.mark.slow
@@ -39,12 +38,6 @@ LOGIN = "/api/v1/user/mobile/login/"
 ME = "/api/v1/user/me/"
 SMS_STREAM = "luffy:queue:sms"
 INTERVAL, DAILY, IP_HOURLY = 2, 2, 6
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def luffy_env(database_url: str, redis_url: str, data_dir: Path, **overrides: str) -> dict[str, str]:

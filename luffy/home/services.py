@@ -82,10 +82,14 @@ async def read_banners(session: AsyncSession, settings: Settings) -> list[Banner
     ]
 
 
+async def _store(cache: Store, banners: list[BannerItem], settings: Settings) -> None:
+    await cache.set(BANNER_CACHE_KEY, msgspec.json.encode(banners), expires_in=cache_seconds(settings))
+
+
 async def refresh_banner_cache(session: AsyncSession, cache: Store, settings: Settings) -> list[BannerItem]:
     """Rewrite the cached list from the database; raises one of ``CACHE_ERRORS`` when the cache is down."""
     banners = await read_banners(session, settings)
-    await cache.set(BANNER_CACHE_KEY, msgspec.json.encode(banners), expires_in=cache_seconds(settings))
+    await _store(cache, banners, settings)
     return banners
 
 
@@ -113,7 +117,7 @@ async def cached_banners(
     async with open_session() as session:
         banners = await read_banners(session, settings)
     try:
-        await cache.set(BANNER_CACHE_KEY, msgspec.json.encode(banners), expires_in=cache_seconds(settings))
+        await _store(cache, banners, settings)
     except CACHE_ERRORS as exc:
         outage.record(exc)
     return banners

@@ -14,6 +14,8 @@ from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
+from luffy import errors
+
 logger = logging.getLogger("luffy.errors")
 
 SUCCESS = 100
@@ -139,6 +141,40 @@ def undecodable_body_handler(_: Request[Any, Any, Any], exc: UnicodeDecodeError)
     )
 
 
+DOMAIN_ERROR_STATUS: dict[type[errors.DomainError], int] = {
+    errors.InvalidInput: 400,
+    errors.NotAuthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooManyRequests: 429,
+    errors.Unavailable: 503,
+}
+
+
+def domain_error_status(exc: errors.DomainError) -> int:
+    """The HTTP status of a domain error: its nearest mapped class, 400 for an unmapped subclass."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERROR_STATUS:
+            return DOMAIN_ERROR_STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def domain_error_handler(_: Request[Any, Any, Any], exc: errors.DomainError) -> Response[ErrorReply]:
+    """The one place a service's refusal becomes HTTP: status by class, ``msg`` as the service wrote it."""
+    status = domain_error_status(exc)
+    headers = (
+        {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.TooManyRequests | errors.Unavailable) else None
+    )
+    details = [ErrorDetail(field=exc.field, message=exc.message)] if exc.field is not None else None
+    return Response(
+        ErrorReply(code=SERVER_ERROR if status >= 500 else CLIENT_ERROR, msg=exc.message, errors=details),
+        status_code=status,
+        headers=headers,
+        media_type=MediaType.JSON,
+    )
+
+
 def not_found_handler(_: Request[Any, Any, Any], exc: NotFoundError) -> Response[ErrorReply]:
     return Response(ErrorReply(code=CLIENT_ERROR, msg=DEFAULT_ERROR_MESSAGES[404]), status_code=404)
 
@@ -154,6 +190,7 @@ def server_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
 
 exception_handlers: ExceptionHandlersMap = {
     HTTPException: http_exception_handler,
+    errors.DomainError: domain_error_handler,
     NotFoundError: not_found_handler,
     UnicodeDecodeError: undecodable_body_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: server_error_handler,

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import run_wrk, wait_healthy, write_block  # noqa: E402
 
-from tests.services import free_port, postgres_admin_dsn  # noqa: E402
+from tests.support.services import free_port, postgres_admin_dsn  # noqa: E402
 
 DATABASE = "luffy_bench_banner"
 URL_PATH = "/api/v1/home/banner/"

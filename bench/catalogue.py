@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from common import RESULTS, run_wrk  # noqa: E402
 
 from luffy.seed import DEMO_ID_BASE  # noqa: E402
-from tests.services import (  # noqa: E402
+from tests.support.services import (  # noqa: E402
     PG_HOST,
     PG_PASSWORD,
     PG_PORT,

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import RESULTS, wait_healthy, write_block  # noqa: E402
 
-from tests.services import free_port, redis_server  # noqa: E402
+from tests.support.services import free_port, redis_server  # noqa: E402
 
 DATABASE = "luffy_bench_seckill"
 ADMIN_DSN = "postgresql://luffy:luffy@127.0.0.1:5432/postgres"
@@ -180,14 +180,14 @@ async def database_invariants(stock: int) -> dict[str, object]:
     connection = await asyncpg.connect(ADMIN_DSN.rsplit("/", 1)[0] + "/" + DATABASE)
     try:
         remaining = await connection.fetchval("SELECT stock FROM luffy_seckill_goods WHERE name = $1", GOODS)
-        orders = await connection.fetchval("SELECT count(*) FROM luffy_order")
+        orders = await connection.fetchval("SELECT count(*) FROM luffy_seckill_order")
         doubles = await connection.fetchval(
-            "SELECT count(*) FROM (SELECT user_id FROM luffy_order GROUP BY user_id, goods_id HAVING count(*) > 1) d"
+            "SELECT count(*) FROM (SELECT user_id FROM luffy_seckill_order GROUP BY user_id, goods_id HAVING count(*) > 1) d"
         )
         order_mobiles = {
             row["mobile"]
             for row in await connection.fetch(
-                "SELECT u.mobile FROM luffy_order o JOIN luffy_user u ON u.id = o.user_id"
+                "SELECT u.mobile FROM luffy_seckill_order o JOIN luffy_user u ON u.id = o.user_id"
             )
         }
     finally:

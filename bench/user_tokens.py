@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.services import postgres_admin_dsn, throwaway_database
+from tests.support.services import postgres_admin_dsn, throwaway_database
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 

@@ -3,7 +3,7 @@
 from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.db import Base
 from luffy.home.models import Banner
-from luffy.seckill.models import Order, SeckillGoods
+from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.user.models import SmsLog, User
 
 metadata = Base.metadata
@@ -14,8 +14,8 @@ __all__ = [
     "CourseCategory",
     "CourseChapter",
     "CourseSection",
-    "Order",
     "SeckillGoods",
+    "SeckillOrder",
     "SmsLog",
     "Teacher",
     "User",

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 from luffy.settings import Settings, load_settings  # noqa: E402
-from tests.services import ServiceUnavailable, postgres_admin_dsn, redis_server, throwaway_database  # noqa: E402
+from tests.support.services import ServiceUnavailable, postgres_admin_dsn, redis_server, throwaway_database  # noqa: E402
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_SECRET
-from tests.processes import run_luffy
-from tests.services import throwaway_database
+from tests.support.processes import run_luffy
+from tests.support.services import throwaway_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -17,8 +17,8 @@ from litestar.testing import AsyncTestClient
 
 from luffy.app import create_app
 from luffy.settings import Settings
-from tests.course_oracle import BASE_URL as BASE
-from tests.course_oracle import Oracle, Row, Tables, catalogue_settings, is_visible, load_catalogue
+from tests.support.course_oracle import BASE_URL as BASE
+from tests.support.course_oracle import Oracle, Row, Tables, catalogue_settings, is_visible, load_catalogue
 
 DEMO_COURSES = 60
 DEMO_RANDOM_SEED = 11
@@ -230,7 +230,7 @@ async def test_unknown_or_malformed_course_id_is_a_404(api: Client, course_id: s
 
 
 async def test_chapters_are_a_bare_array_of_visible_chapters_and_sections(api: Client, loaded: Loaded) -> None:
-    from tests.course_oracle import parse_section_times
+    from tests.support.course_oracle import parse_section_times
 
     for course in loaded.oracle.tables.courses:
         if is_visible(course):

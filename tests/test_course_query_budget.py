@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seed import DEMO_ID_BASE, load_demo
 from luffy.settings import Settings
-from tests.sqlcount import count_statements
+from tests.support.sqlcount import count_statements
 
 API = "/api/v1/course"
 

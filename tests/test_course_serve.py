@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET, truncate_all
-from tests.processes import LuffyProcess, run_luffy, wait_until
-from tests.services import free_port
+from tests.support.processes import LuffyProcess, run_luffy, wait_until
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -24,9 +24,9 @@ from luffy.home.schemas import BannerChanges
 from luffy.home.services import BANNER_CACHE_KEY, CACHE_RETRY_SECONDS, CacheOutage, refresh_banner_cache
 from luffy.settings import Settings
 from tests.conftest import TEST_SECRET
-from tests.processes import run_luffy
-from tests.services import free_port
-from tests.sqlcount import count_statements
+from tests.support.processes import run_luffy
+from tests.support.services import free_port
+from tests.support.sqlcount import count_statements
 
 BANNERS_URL = "/api/v1/home/banner/"
 SEEDED_BANNERS = [

@@ -19,7 +19,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
 from luffy.app import create_app
-from tests.course_oracle import catalogue_settings, load_catalogue
+from tests.support.course_oracle import catalogue_settings, load_catalogue
 
 MAX_EXAMPLES = 30
 

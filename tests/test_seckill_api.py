@@ -16,7 +16,7 @@ from luffy.app import create_app
 from luffy.seckill.models import SeckillGoods
 from luffy.settings import Settings
 from luffy.user.auth import issue_token
-from tests.seckill_support import HAT, create_goods, create_users, running, sale_state
+from tests.support.seckill_support import HAT, create_goods, create_users, running, sale_state
 
 URL = "/api/v1/user/sckill/"
 NOW = datetime.datetime.now(datetime.UTC)

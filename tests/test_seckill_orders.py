@@ -13,13 +13,13 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from sqlalchemy import select, update
 
 from luffy.db import make_sqlalchemy_config, session_scope
-from luffy.seckill.models import Order, SeckillGoods
+from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.schemas import DUPLICATE, NOT_ACTIVE, ORDERED, SOLD_OUT, PurchaseOutcome
 from luffy.seckill.services import SeckillError, load_goods, new_task_id, place_order, stock_report
 from luffy.seed import load_seed
 from luffy.settings import Settings
-from tests.seckill_support import HAT, create_goods, create_users, sale_state
-from tests.sqlcount import count_statements
+from tests.support.seckill_support import HAT, create_goods, create_users, sale_state
+from tests.support.sqlcount import count_statements
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -53,7 +53,7 @@ async def test_an_order_takes_one_unit_at_the_goods_price(config: SQLAlchemyAsyn
     assert outcome.outcome == ORDERED
     assert outcome.order_no
     async with session_scope(config) as session:
-        order = await session.scalar(select(Order))
+        order = await session.scalar(select(SeckillOrder))
     assert order is not None
     assert (order.user_id, order.goods_id, order.price, order.order_no) == (
         user,
@@ -76,7 +76,7 @@ async def test_the_happy_path_is_one_statement_on_postgresql_two_on_sqlite(confi
     if engine.dialect.name == "postgresql":
         assert verbs == ["WITH"]
         assert "UPDATE luffy_seckill_goods" in statements[0]
-        assert "INSERT INTO luffy_order" in statements[0]
+        assert "INSERT INTO luffy_seckill_order" in statements[0]
     else:
         assert verbs == ["UPDATE", "INSERT"]
 

@@ -21,9 +21,9 @@ from luffy.seckill.services import publish_goods
 from luffy.settings import Settings, load_settings
 from luffy.user.auth import issue_token, make_jwt_auth
 from tests.conftest import truncate_all
-from tests.processes import run_luffy
-from tests.seckill_processes import Stack, poll_all, post_all, production_env
-from tests.seckill_support import create_goods, create_users, sale_state
+from tests.support.processes import run_luffy
+from tests.support.seckill_processes import Stack, poll_all, post_all, production_env
+from tests.support.seckill_support import create_goods, create_users, sale_state
 
 pytestmark = pytest.mark.slow
 FINAL_WITHIN_SECONDS = 60

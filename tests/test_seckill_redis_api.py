@@ -14,8 +14,8 @@ from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.services import publish_goods
 from luffy.settings import Settings
 from luffy.user.auth import issue_token
-from tests.seckill_support import HAT, create_goods, create_users, running
-from tests.sqlcount import count_statements
+from tests.support.seckill_support import HAT, create_goods, create_users, running
+from tests.support.sqlcount import count_statements
 
 URL = "/api/v1/user/sckill/"
 NOW = datetime.datetime.now(datetime.UTC)

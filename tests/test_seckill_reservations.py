@@ -30,7 +30,7 @@ from luffy.seckill.reservations import (
 from luffy.seckill.schemas import DUPLICATE, NOT_ACTIVE, ORDERED, SOLD_OUT, PurchaseRequest
 from luffy.seckill.services import new_task_id, request_purchase
 from luffy.settings import Settings
-from tests.seckill_support import HAT, create_goods, running
+from tests.support.seckill_support import HAT, create_goods, running
 
 HAT_ID = 7
 

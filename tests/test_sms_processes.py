@@ -26,9 +26,9 @@ import pytest
 import redis
 
 from tests.conftest import TEST_SECRET, truncate_all
-from tests.fake_tencent import FakeTencent
-from tests.services import ServiceUnavailable, free_port, redis_server
-from tests.user_helpers import settled_sms
+from tests.support.fake_tencent import FakeTencent
+from tests.support.services import ServiceUnavailable, free_port, redis_server
+from tests.support.user_helpers import settled_sms
 
 pytestmark = pytest.mark.slow
 

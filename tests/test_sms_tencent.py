@@ -16,8 +16,8 @@ from luffy.app import create_app
 from luffy.settings import Settings, SettingsError, load_settings
 from luffy.user.sms_providers import tc3_authorization
 from tests.conftest import truncate_all
-from tests.fake_tencent import FakeTencent
-from tests.user_helpers import settled_sms
+from tests.support.fake_tencent import FakeTencent
+from tests.support.user_helpers import settled_sms
 
 MOBILE = "13800138000"
 SEND = "/api/v1/user/mobile/send_sms/"

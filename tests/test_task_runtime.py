@@ -22,7 +22,7 @@ from luffy.settings import Settings, load_settings
 from luffy.tasks.banner import update_banner
 from luffy.tasks.broker import CONSUMER_GROUP, configure_brokers, default_broker, start_brokers, stop_brokers
 from tests.conftest import TEST_SECRET
-from tests.processes import LuffyProcess, run_luffy, wait_until
+from tests.support.processes import LuffyProcess, run_luffy, wait_until
 from tests.test_home import BANNERS_URL, execute
 
 pytestmark = pytest.mark.slow

@@ -25,8 +25,8 @@ from luffy.settings import Settings
 from luffy.user.codes import CodeRecord, code_key, decode_record
 from luffy.user.models import SmsLog, User
 from tests.conftest import truncate_all
-from tests.sqlcount import count_statements
-from tests.user_helpers import delivered_code, sms_rows
+from tests.support.sqlcount import count_statements
+from tests.support.user_helpers import delivered_code, sms_rows
 
 MOBILE = "13800138000"
 SEND = "/api/v1/user/mobile/send_sms/"

@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from luffy.user.models import SmsLog, User
 from tests.conftest import TEST_SECRET, truncate_all
-from tests.processes import run_luffy
+from tests.support.processes import run_luffy
 
 
 def luffy(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from luffy.app import create_app
 from luffy.settings import Settings
-from tests.user_helpers import delivered_code
+from tests.support.user_helpers import delivered_code
 
 SEND = "/api/v1/user/mobile/send_sms/"
 LOGIN = "/api/v1/user/mobile/login/"

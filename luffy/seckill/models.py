@@ -21,9 +21,11 @@ class SeckillGoods(LuffyBase):
     end_time: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC)
 
 
-class Order(IdMixin, Base):
-    __tablename__ = "luffy_order"
-    __table_args__ = (UniqueConstraint("user_id", "goods_id", name="uq_luffy_order_user_goods"),)
+class SeckillOrder(IdMixin, Base):
+    """One flash-sale purchase. (The original's `luffy_order` holds course orders: a different table.)"""
+
+    __tablename__ = "luffy_seckill_order"
+    __table_args__ = (UniqueConstraint("user_id", "goods_id", name="uq_luffy_seckill_order_user_goods"),)
 
     order_no: Mapped[str] = mapped_column(String(32), unique=True)
     # The task that bought it: a redelivered task finds its order instead of buying again.

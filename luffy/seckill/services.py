@@ -36,7 +36,7 @@ from taskiq.exceptions import SendTaskError
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from luffy.db import session_scope
-from luffy.seckill.models import Order, SeckillGoods
+from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.reservations import (
     ABANDONED,
     ENDED,
@@ -327,9 +327,11 @@ async def _take_and_order_in_one_statement(
     """
     await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     taken = _take_one(order["goods_id"], now).cte("taken")
-    columns = Order.__table__.c
+    columns = SeckillOrder.__table__.c
     values = [literal(value, columns[name].type) for name, value in order.items()]
-    write = insert(Order).from_select([*order, "price"], select(*values, taken.c.price)).returning(Order.id)
+    write = (
+        insert(SeckillOrder).from_select([*order, "price"], select(*values, taken.c.price)).returning(SeckillOrder.id)
+    )
     try:
         row = (await session.execute(write)).first()
     except IntegrityError:
@@ -348,7 +350,7 @@ async def _take_then_order(session: AsyncSession, order: dict[str, Any], now: da
             await session.rollback()
             return False
         try:
-            await session.execute(insert(Order).values(**order, price=price))
+            await session.execute(insert(SeckillOrder).values(**order, price=price))
             await session.commit()
         except IntegrityError:
             await session.rollback()
@@ -361,7 +363,9 @@ async def _existing_order(
 ) -> PurchaseOutcome | None:
     row = (
         await session.execute(
-            select(Order.task_id, Order.order_no).where(Order.user_id == user_id, Order.goods_id == goods_id)
+            select(SeckillOrder.task_id, SeckillOrder.order_no).where(
+                SeckillOrder.user_id == user_id, SeckillOrder.goods_id == goods_id
+            )
         )
     ).first()
     if row is None:
@@ -450,7 +454,9 @@ async def goods_states(session: AsyncSession, goods_ids: Sequence[int] | None = 
     goods_rows = (await session.scalars(query.order_by(SeckillGoods.id))).all()
     buyers: dict[int, list[int]] = {goods.id: [] for goods in goods_rows}
     if buyers:
-        orders = await session.execute(select(Order.goods_id, Order.user_id).where(Order.goods_id.in_(list(buyers))))
+        orders = await session.execute(
+            select(SeckillOrder.goods_id, SeckillOrder.user_id).where(SeckillOrder.goods_id.in_(list(buyers)))
+        )
         for goods_id, user_id in orders:
             buyers[goods_id].append(user_id)
     return [
@@ -523,7 +529,11 @@ async def stock_report(
     session: AsyncSession, reservations: RedisReservations | None, *, name: str | None = None
 ) -> list[StockReport]:
     """Goods on sale (or the one named) with their stock and order count; Redis's view when given."""
-    orders = select(Order.goods_id, func.count().label("orders")).group_by(Order.goods_id).subquery("order_counts")
+    orders = (
+        select(SeckillOrder.goods_id, func.count().label("orders"))
+        .group_by(SeckillOrder.goods_id)
+        .subquery("order_counts")
+    )
     query = (
         select(SeckillGoods, func.coalesce(orders.c.orders, 0))
         .outerjoin(orders, orders.c.goods_id == SeckillGoods.id)

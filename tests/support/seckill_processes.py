@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET
-from tests.processes import LuffyProcess, wait_until
-from tests.services import free_port
+from tests.support.processes import LuffyProcess, wait_until
+from tests.support.services import free_port
 
 URL = "/api/v1/user/sckill/"
 STARTUP_SECONDS = 30

@@ -14,7 +14,7 @@ from litestar import Litestar
 from sqlalchemy import func, insert, select
 
 from luffy.db import session_scope
-from luffy.seckill.models import Order, SeckillGoods
+from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.services import load_goods
 from luffy.user.models import User
 
@@ -83,12 +83,12 @@ class SaleState(msgspec.Struct, frozen=True):
 async def sale_state(config: SQLAlchemyAsyncConfig, goods_id: int) -> SaleState:
     async with session_scope(config) as session:
         stock = await session.scalar(select(SeckillGoods.stock).where(SeckillGoods.id == goods_id))
-        users = list(await session.scalars(select(Order.user_id).where(Order.goods_id == goods_id)))
+        users = list(await session.scalars(select(SeckillOrder.user_id).where(SeckillOrder.goods_id == goods_id)))
         doubles = await session.scalar(
             select(func.count()).select_from(
-                select(Order.user_id)
-                .where(Order.goods_id == goods_id)
-                .group_by(Order.user_id)
+                select(SeckillOrder.user_id)
+                .where(SeckillOrder.goods_id == goods_id)
+                .group_by(SeckillOrder.user_id)
                 .having(func.count() > 1)
                 .subquery()
             )

@@ -182,7 +182,8 @@ async def database_invariants(stock: int) -> dict[str, object]:
         remaining = await connection.fetchval("SELECT stock FROM luffy_seckill_goods WHERE name = $1", GOODS)
         orders = await connection.fetchval("SELECT count(*) FROM luffy_seckill_order")
         doubles = await connection.fetchval(
-            "SELECT count(*) FROM (SELECT user_id FROM luffy_seckill_order GROUP BY user_id, goods_id HAVING count(*) > 1) d"
+            "SELECT count(*) FROM (SELECT user_id FROM luffy_seckill_order"
+            " GROUP BY user_id, goods_id HAVING count(*) > 1) d"
         )
         order_mobiles = {
             row["mobile"]

@@ -79,6 +79,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     jwt_expiry_seconds: int
 
+    login_max_failures: int
+    login_lock_seconds: int
+    login_ip_hourly_limit: int
+
     @property
     def is_embedded(self) -> bool:
         """Embedded mode: no Redis, so tasks run in-process and the cache lives in the data dir."""
@@ -296,6 +300,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         tencent_scheme=read.choice("TENCENT_SCHEME", "https", ("http", "https")),
         tencent_timeout_seconds=read.number("TENCENT_TIMEOUT_SECONDS", 5.0),
         jwt_expiry_seconds=read.integer("JWT_EXPIRY_SECONDS", 7 * 86_400, minimum=60, maximum=365 * 86_400),
+        login_max_failures=read.integer("LOGIN_MAX_FAILURES", 5, minimum=1, maximum=1_000),
+        login_lock_seconds=read.integer("LOGIN_LOCK_SECONDS", 900, minimum=1, maximum=86_400),
+        login_ip_hourly_limit=read.integer("LOGIN_IP_HOURLY_LIMIT", 100, minimum=1),
     )
 
 

@@ -1,7 +1,8 @@
-"""User endpoints: mobile check, SMS codes, mobile login and the current user.
+"""User endpoints: mobile check, SMS codes, mobile login, registration, password login, the current user.
 
 The original front end's paths (``user/user/mobile/``, ``user/user/send_sms/``,
-``user/user/mobile_login/``) are aliases of the same handlers.
+``user/user/mobile_login/``, ``user/user/mobile_register/``, ``user/user/mul_login/``) are aliases
+of the same handlers.
 """
 
 from __future__ import annotations
@@ -30,13 +31,26 @@ from luffy.user.schemas import (
     Me,
     MobileBody,
     MobileCheck,
+    PasswordLoginBody,
+    RegisterBody,
+    Registered,
     SmsSent,
 )
-from luffy.user.services import SmsCodeService, UserService, make_sms_code_service, parse_code, parse_mobile
+from luffy.user.services import (
+    PasswordLogin,
+    SmsCodeService,
+    UserService,
+    make_password_login,
+    make_sms_code_service,
+    parse_code,
+    parse_mobile,
+    register,
+)
 
 # The bodies here are a few dozen bytes; anything near this size is not from the front end.
 MAX_BODY_BYTES = 4_096
 SmsDep = NamedDependency[SmsCodeService]
+PasswordLoginDep = NamedDependency[PasswordLogin]
 UsersDep = NamedDependency[UserService]
 SettingsDep = NamedDependency[Settings]
 MobileQuery = Annotated[str, QueryParameter(description="A mainland China mobile number, e.g. 13800138000.")]
@@ -54,6 +68,14 @@ def provide_sms_codes(request: Request[Any, Any, Any], state: State, settings: S
     if service is None:
         service = make_sms_code_service(settings, state.redis, request.app.stores.get(CACHE_STORE))
         state.sms_code_service = service
+    return service
+
+
+def provide_password_login(request: Request[Any, Any, Any], state: State, settings: SettingsDep) -> PasswordLogin:
+    service: PasswordLogin | None = state.get("password_login")
+    if service is None:
+        service = make_password_login(settings, state.redis, request.app.stores.get(CACHE_STORE))
+        state.password_login = service
     return service
 
 
@@ -76,6 +98,7 @@ class UserController(Controller):
     request_max_body_size = MAX_BODY_BYTES
     dependencies = {
         "sms": Provide(provide_sms_codes, sync_to_thread=False),
+        "password_login": Provide(provide_password_login, sync_to_thread=False),
         "users": Provide(create_service_provider(UserService)),
     }
 
@@ -132,7 +155,44 @@ class UserController(Controller):
         token = issue_token(request.app.state.jwt_auth, user_id, username)
         return LoginReply(token=token, username=username, icon=settings.media_url(icon))
 
+    @post(
+        ["/user/mobile_register", "/register"],
+        status_code=200,
+        summary="Register with a mobile, its SMS code and a password (the username is the mobile)",
+        operation_id=operation_id,
+    )
+    async def register(
+        self, sms: SmsDep, users: UsersDep, settings: SettingsDep, data: JSONBody[RegisterBody]
+    ) -> Registered:
+        mobile = parse_mobile(data.mobile)
+        code = parse_code(data.code, settings.sms_code_length)
+        await register(users.repository.session, sms, mobile, code, data.password)
+        return Registered()
+
+    @post(
+        ["/user/mul_login", "/login"],
+        status_code=200,
+        summary="Log in with a username, mobile or email and a password (failures lock the account for a while)",
+        operation_id=operation_id,
+        responses=error_responses(429),
+    )
+    async def password_login(
+        self,
+        request: Request[Any, Any, Any],
+        password_login: PasswordLoginDep,
+        users: UsersDep,
+        settings: SettingsDep,
+        data: JSONBody[PasswordLoginBody],
+    ) -> LoginReply:
+        user_id, username, icon = await password_login.log_in(
+            users.repository.session, data.username, data.password, client_ip(request)
+        )
+        token = issue_token(request.app.state.jwt_auth, user_id, username)
+        return LoginReply(token=token, username=username, icon=settings.media_url(icon))
+
     @get("/me", summary="The logged-in user (Authorization: Bearer <token>)")
     async def me(self, request: Request[AuthUser, Token, Any], users: UsersDep, settings: SettingsDep) -> Me:
         user = await users.active_user(request.user.id)
-        return Me(id=user.id, username=user.username, mobile=user.mobile, icon=settings.media_url(user.icon))
+        return Me(
+            id=user.id, username=user.username, mobile=user.mobile, email=user.email, icon=settings.media_url(user.icon)
+        )

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from luffy.settings import Settings, SettingsError, get_settings
+from luffy.user.commands import user_app
 
 if TYPE_CHECKING:
     from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -463,7 +464,6 @@ def banner_delete(banner_id: Annotated[int, typer.Argument(help="Banner id.")]) 
 # --- sms and user ----------------------------------------------------------------------------------
 
 sms_app = typer.Typer(help="SMS verification codes: what the workers sent.", no_args_is_help=True)
-user_app = typer.Typer(help="Users: tokens for operators and load tests.", no_args_is_help=True)
 app.add_typer(sms_app, name="sms")
 app.add_typer(user_app, name="user")
 

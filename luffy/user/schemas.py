@@ -74,21 +74,6 @@ class Me(Envelope, kw_only=True):
     icon: str | None
 
 
-class UserRow(msgspec.Struct, kw_only=True):
-    """One user as ``luffy user list`` shows it."""
-
-    id: int
-    username: str
-    mobile: str
-    email: str
-    is_active: bool
-    is_staff: bool
-    is_superuser: bool
-    has_password: bool
-    date_joined: str
-    last_login: str | None
-
-
 class SmsLogRow(msgspec.Struct, kw_only=True):
     """One SMS log row as ``luffy sms outbox`` shows it."""
 

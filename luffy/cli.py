@@ -127,6 +127,34 @@ def db_stamp(revision: Annotated[str, typer.Argument(help="Revision to record, e
     console.print(f"database stamped at [bold]{revision}[/bold]")
 
 
+@db_app.command("adopt")
+def db_adopt() -> None:
+    """Make a database created by the original Django project a Luffy database at the newest migration.
+
+    Checks the original tables, creates only Luffy's missing tables and indexes, records the
+    migration; changes no row. On a database that is already Luffy's (or empty) it does nothing.
+    """
+    from luffy.adopt import NotAnOriginalDatabase, Outcome, adopt
+    from luffy.db import make_sqlalchemy_config
+
+    config = make_sqlalchemy_config(settings())
+    try:
+        adoption = run_on_database(config, lambda: adopt(config))
+    except NotAnOriginalDatabase as exc:
+        err_console.print(
+            f"[red]error:[/red] not an original Luffy database, nothing changed: {exc}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
+    if adoption.outcome is Outcome.ALREADY_LUFFY:
+        console.print(f"already a Luffy database (at {adoption.revision}); nothing to do. Use `luffy db upgrade`.")
+    elif adoption.outcome is Outcome.EMPTY:
+        console.print("the database has no Luffy tables; nothing to adopt. Use `luffy db upgrade` to create them.")
+    else:
+        console.print(f"adopted: created tables {', '.join(adoption.created_tables) or 'none'}", highlight=False)
+        console.print(f"created indexes {', '.join(adoption.created_indexes) or 'none'}", highlight=False)
+        console.print(f"database stamped at [bold]{adoption.revision}[/bold]; no existing row was changed")
+
+
 # --- seed ----------------------------------------------------------------------------------------
 
 

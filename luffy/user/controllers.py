@@ -17,6 +17,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody, QueryParameter
 from litestar.security.jwt import Token
 from litestar.types.internal_types import PathParameterDefinition
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from luffy.cache import CACHE_STORE
 from luffy.responses import error_responses
@@ -162,11 +163,11 @@ class UserController(Controller):
         operation_id=operation_id,
     )
     async def register(
-        self, sms: SmsDep, users: UsersDep, settings: SettingsDep, data: JSONBody[RegisterBody]
+        self, sms: SmsDep, db_session: AsyncSession, settings: SettingsDep, data: JSONBody[RegisterBody]
     ) -> Registered:
         mobile = parse_mobile(data.mobile)
         code = parse_code(data.code, settings.sms_code_length)
-        await register(users.repository.session, sms, mobile, code, data.password)
+        await register(db_session, sms, mobile, code, data.password)
         return Registered()
 
     @post(
@@ -180,12 +181,12 @@ class UserController(Controller):
         self,
         request: Request[Any, Any, Any],
         password_login: PasswordLoginDep,
-        users: UsersDep,
+        db_session: AsyncSession,
         settings: SettingsDep,
         data: JSONBody[PasswordLoginBody],
     ) -> LoginReply:
         user_id, username, icon = await password_login.log_in(
-            users.repository.session, data.username, data.password, client_ip(request)
+            db_session, data.username, data.password, client_ip(request)
         )
         token = issue_token(request.app.state.jwt_auth, user_id, username)
         return LoginReply(token=token, username=username, icon=settings.media_url(icon))

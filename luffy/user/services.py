@@ -178,6 +178,12 @@ def make_sms_code_service(settings: Settings, redis: Redis | None, store: Store)
 # --- users ---------------------------------------------------------------------------------------
 
 
+def user_insert(session: AsyncSession) -> Any:
+    """``INSERT INTO luffy_user`` in the session's dialect, which has ``ON CONFLICT`` on both databases."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(User)
+
+
 def new_user_row(
     *, username: str, mobile: str, now: datetime.datetime, password: str | None = None, **fields: Any
 ) -> dict[str, Any]:
@@ -206,8 +212,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     repository_type = UserRepository
 
     def _insert(self) -> Any:
-        dialect = self.repository.session.get_bind().dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(User)
+        return user_insert(self.repository.session)
 
     @staticmethod
     def _new_user(mobile: str, now: datetime.datetime) -> dict[str, Any]:
@@ -356,14 +361,9 @@ def make_password_login(settings: Settings, redis: Redis | None, store: Store) -
     return PasswordLogin(settings, make_limiter(redis, store))
 
 
-def _insert_ignoring_conflicts(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(User)
-
-
 async def _insert_user(session: AsyncSession, row: dict[str, Any]) -> int:
     """Insert a user; a taken mobile, username (or a race for them) is a refusal naming which, never a 500."""
-    statement = _insert_ignoring_conflicts(session).values(**row).on_conflict_do_nothing().returning(User.id)
+    statement = user_insert(session).values(**row).on_conflict_do_nothing().returning(User.id)
     user_id = (await session.execute(statement)).scalar_one_or_none()
     if user_id is not None:
         return user_id

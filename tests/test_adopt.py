@@ -4,11 +4,12 @@ The original database comes from Django itself: ``migrate`` of models with the o
 definitions (``tests/support/original_django``), ``create_user`` for users with Django's own
 password hashes, the catalogue and a paid course order. Adoption must change no row, do nothing
 the second time, and leave a database the API serves: password login with the Django password,
-SMS login, the catalogue.
+SMS login, the catalogue, a flash-sale buy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -19,10 +20,11 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from luffy.db import VERSION_TABLE
+from luffy.db import VERSION_TABLE, make_sqlalchemy_config
 from luffy.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.support.processes import luffy_env, run_luffy
+from tests.support.seckill_support import create_goods
 from tests.support.services import throwaway_database
 from tests.support.user_helpers import delivered_code
 from tests.test_accounts_api import FAILED, LOGIN, ME
@@ -99,6 +101,11 @@ async def test_an_original_database_is_adopted_without_changing_a_row_and_then_s
     assert await snapshot(url) == adopted
 
     settings = make_settings(url)
+    config = make_sqlalchemy_config(settings)
+    try:
+        goods_id = await create_goods(config, stock=1)
+    finally:
+        await config.get_engine().dispose()
     async with running(settings) as client:
         login = await client.post(LOGIN, json={"username": "luffy", "password": "original-pass-1"})
         assert login.status_code == 200, login.text
@@ -127,9 +134,22 @@ async def test_an_original_database_is_adopted_without_changing_a_row_and_then_s
         banners = (await client.get("/api/v1/home/banner/")).json()["result"]
         assert [banner["title"] for banner in banners] == ["轮播图1"]
 
+        bearer = {"Authorization": f"Bearer {zoro.json()['token']}"}
+        queued = await client.post("/api/v1/user/sckill/", json={"goods_id": goods_id}, headers=bearer)
+        assert queued.status_code == 200, queued.text
+        poll = {"task_id": queued.json()["task_id"]}
+        async with asyncio.timeout(20):
+            while True:
+                result = (await client.get("/api/v1/user/sckill/", params=poll, headers=bearer)).json()
+                if result["code"] != 103:
+                    break
+                await asyncio.sleep(0.05)
+        assert result["msg"] == "秒杀成功"
+
     served = await snapshot(url)
     for table in ("luffy_order", "luffy_order_detail", "luffy_course", "luffy_banner"):
         assert served[table] == before[table]
+    assert [(row[0], row[3], row[4]) for row in served["luffy_seckill_order"]] == [(1, 2, goods_id)]
 
 
 async def test_adopt_says_so_and_changes_nothing_on_an_empty_or_a_luffy_database(

@@ -129,3 +129,26 @@ def test_migrations_0002_and_0003_keep_every_user_and_flash_sale_order(
     ]
     assert _diff(database_url) == []
     asyncio.run(truncate_all(database_url))
+
+
+def test_0003_goes_back_down_with_users_in_the_table(database_url: str, make_settings: Callable[..., Settings]) -> None:
+    asyncio.run(truncate_all(database_url))
+    _rows(
+        database_url,
+        "INSERT INTO luffy_user (id, username, mobile, icon, password, is_active, is_staff, is_superuser, first_name, "
+        "last_name, email, date_joined) VALUES (5, 'zoro', '13800138000', '', '!x', true, false, false, '', '', '', "
+        "'2024-05-01 08:30:00+00:00'), (6, 'nami', '13900139000', 'icon/nami.png', '!y', false, false, false, '', "
+        "'', '', '2024-05-01 08:30:00+00:00')",
+    )
+    AlembicCommands(sqlalchemy_config=make_sqlalchemy_config(make_settings(database_url))).downgrade("0002")
+    assert _rows(database_url, "SELECT id, username, icon, is_active, is_delete FROM luffy_user ORDER BY id") == [
+        (5, "zoro", None, True, False),
+        (6, "nami", "icon/nami.png", False, False),
+    ]
+    AlembicCommands(sqlalchemy_config=make_sqlalchemy_config(make_settings(database_url))).upgrade("head")
+    assert _rows(database_url, "SELECT id, username, icon, is_active FROM luffy_user ORDER BY id") == [
+        (5, "zoro", "", True),
+        (6, "nami", "icon/nami.png", False),
+    ]
+    assert _diff(database_url) == []
+    asyncio.run(truncate_all(database_url))

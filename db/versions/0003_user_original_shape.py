@@ -74,12 +74,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("luffy_user") as batch:
+    with _foreign_keys_off(), op.batch_alter_table("luffy_user") as batch:
         batch.add_column(sa.Column("orders", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("is_show", sa.Boolean(), nullable=True))
         batch.add_column(sa.Column("is_delete", sa.Boolean(), nullable=True))
         batch.add_column(sa.Column("created_time", DateTimeUTC(timezone=True), nullable=True))
         batch.add_column(sa.Column("updated_time", DateTimeUTC(timezone=True), nullable=True))
+        batch.alter_column("icon", existing_type=sa.String(length=100), type_=sa.String(length=255), nullable=True)
     op.execute(
         "UPDATE luffy_user SET orders = 0, is_show = true, is_delete = false, "
         "created_time = date_joined, updated_time = date_joined, icon = nullif(icon, '')"
@@ -87,6 +88,5 @@ def downgrade() -> None:
     with _foreign_keys_off(), op.batch_alter_table("luffy_user") as batch:
         for name in ("orders", "is_show", "is_delete", "created_time", "updated_time"):
             batch.alter_column(name, nullable=False)
-        batch.alter_column("icon", existing_type=sa.String(length=100), type_=sa.String(length=255), nullable=True)
         for name in ("password", "is_superuser", "first_name", "last_name", "email", "is_staff", "date_joined"):
             batch.drop_column(name)

@@ -34,6 +34,7 @@ from luffy.course.schemas import (
     display_name,
 )
 from luffy.db import LuffyBase
+from luffy.errors import InvalidInput, NotFound
 from luffy.settings import Settings
 
 # JavaScript's largest safe integer: a larger id could not reach the front end intact, and the
@@ -47,12 +48,22 @@ ORDERING_FIELDS = ("orders", "price", "students", "id")
 SEARCH_MAX_LENGTH = 128
 
 
-class OrderingError(ValueError):
+PAGE_NOT_FOUND = "无效页面"
+COURSE_NOT_FOUND = "课程不存在"
+
+
+class OrderingError(InvalidInput):
     """The ``ordering`` parameter names a field that cannot be ordered by."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="ordering")
 
-class PageNotFound(LookupError):
+
+class PageNotFound(NotFound):
     """The requested page lies past the last page."""
+
+    def __init__(self) -> None:
+        super().__init__(PAGE_NOT_FOUND)
 
 
 OrderKey = tuple[str, bool]  # (field, descending)
@@ -310,7 +321,7 @@ class CourseCatalogue:
         count = (await self.connection.execute(count_statement, parameters)).scalar_one()
         offset = (query.page - 1) * query.page_size
         if query.page > 1 and offset >= count:
-            raise PageNotFound(query.page)
+            raise PageNotFound
         if count == 0:
             return CoursePageResult(count, query.page, query.page_size, [])
         parameters.update(limit=query.page_size, offset=offset)

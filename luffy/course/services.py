@@ -147,7 +147,7 @@ _TEACHER_COLUMNS = (
 _ORDER_COLUMNS = {"orders": Course.orders, "price": Course.price, "students": Course.students, "id": Course.id}
 
 
-def _courses_with_teacher() -> Select[Any]:
+def _courses_with_teacher() -> Select[*tuple[Any, ...]]:
     """Visible courses, each with its visible teacher and visible category (else null)."""
     return (
         select(*_COURSE_COLUMNS, CourseCategory.id.label("category_id"), *_TEACHER_COLUMNS)
@@ -179,7 +179,7 @@ def _order_by(ordering: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
 # The statements are built once, with bound parameters, so a request neither rebuilds them nor
 # recomputes their cache keys: SQLAlchemy compiles each once and asyncpg prepares each once per
 # connection.
-def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[Any]:
+def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
     """The first sections of each listed course (chapter order, then section order), ranked in SQL."""
     ranked = (
         select(
@@ -220,7 +220,7 @@ def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[An
     )
 
 
-def _build_chapters() -> Select[Any]:
+def _build_chapters() -> Select[*tuple[Any, ...]]:
     """A visible course's visible chapters, each with its visible sections (one row per section)."""
     return (
         select(
@@ -272,7 +272,7 @@ _CHAPTERS = _build_chapters()
 @lru_cache(maxsize=512)
 def _page_statements(
     ordering: tuple[OrderKey, ...], by_category: bool, by_search: bool
-) -> tuple[Select[Any], Select[Any]]:
+) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """The count and the page of a listing, for each shape of query (the values are bound at execution)."""
     conditions: list[ColumnElement[bool]] = []
     if by_category:

@@ -310,8 +310,9 @@ async def place_order(
     already committed finds it (through the unique constraints) and reports it again instead
     of buying twice.
     """
+    order_no = new_order_no(now)
     order = {
-        "order_no": new_order_no(now),
+        "order_no": order_no,
         "task_id": task_id,
         "user_id": user_id,
         "goods_id": goods_id,
@@ -331,7 +332,7 @@ async def place_order(
         return existing
     if not ordered:
         return await _why_not(session, task_id=task_id, goods_id=goods_id, user_id=user_id, now=now)
-    return PurchaseOutcome(outcome=ORDERED, order_no=order["order_no"])
+    return PurchaseOutcome(outcome=ORDERED, order_no=order_no)
 
 
 def _take_one(goods_id: int, now: datetime.datetime) -> Update:

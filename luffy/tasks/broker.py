@@ -62,6 +62,8 @@ RETRY_BASE_DELAY_SECONDS = 1.0
 RETRY_MAX_DELAY_SECONDS = 30.0
 
 logger = logging.getLogger("luffy.tasks")
+# XREADGROUP's reply as this client reads it (RESP2, bytes): [(stream, [(message id, fields), ...]), ...]
+StreamRead = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
 class ReclaimingStreamBroker(RedisStreamBroker):
@@ -90,7 +92,7 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                 if reader is not None and reader.cancelling():
                     raise asyncio.CancelledError
                 try:
-                    fetched = await redis.xreadgroup(
+                    fetched: StreamRead | None = await redis.xreadgroup(  # type: ignore[assignment]
                         self.consumer_group_name,
                         self.consumer_name,
                         {self.queue_name: ">"},
@@ -125,20 +127,24 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                 for stream, entries in fetched or []:
                     for message_id, fields in entries:
                         yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, stream))
-                for message_id, fields in claimed:
-                    if not fields:  # trimmed from the stream while pending: nothing left to run
+                for claimed_id, claimed_fields in claimed:
+                    if not claimed_fields:  # trimmed from the stream while pending: nothing left to run
                         continue
                     logger.warning(
                         "stream %s: redelivering message %s, left unacknowledged by a stopped worker",
                         self.queue_name,
-                        message_id.decode(),
+                        claimed_id.decode(),
                     )
-                    yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, self.queue_name))
+                    yield AckableMessage(
+                        data=claimed_fields[b"data"], ack=self._ack_generator(claimed_id, self.queue_name)
+                    )
 
-    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+    def _ack_generator(self, id: bytes | str, queue_name: bytes | str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
             async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=True) as pipe:
-                await pipe.xack(queue_name, self.consumer_group_name, id).xdel(queue_name, id).execute()
+                pipe.xack(queue_name, self.consumer_group_name, id)
+                pipe.xdel(queue_name, id)
+                await pipe.execute()
 
         return ack
 
@@ -274,7 +280,8 @@ class QueueBroker(InMemoryBroker):
                 socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
                 health_check_interval=30,
             )
-            self.result_backend = RedisAsyncResultBackend(
+            # InMemoryBroker declares its own backend type; with Redis, results live in Redis.
+            self.result_backend = RedisAsyncResultBackend(  # type: ignore[assignment]
                 redis_url=settings.redis_url,
                 result_ex_time=settings.result_ttl_seconds,
                 prefix_str=RESULT_PREFIX,
@@ -349,7 +356,7 @@ class QueueBroker(InMemoryBroker):
         else:
             await super().kick(message)
 
-    def listen(self) -> AsyncGenerator[AckableMessage, None]:
+    def listen(self) -> AsyncGenerator[AckableMessage, None]:  # type: ignore[override]  # the stream's, not bytes
         if self._stream is None:
             raise RuntimeError(f"the {self.queue} broker runs tasks in-process: there is no queue to listen to")
         return self._stream.listen()

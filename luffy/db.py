@@ -9,7 +9,8 @@ How code reaches the database, one way per kind of caller:
   request-scoped ``AsyncSession`` (its plugin provides it; committed when the reply is 2xx, rolled
   back otherwise), used directly or through ``create_service_provider(SomeService)``. The
   catalogue's read path names ``db_connection`` instead (:func:`provide_read_connection`): one
-  autocommit connection for the request, no transaction. Both are registered on the app.
+  autocommit connection for the request, no transaction; ``/health`` pings ``db_engine``, the
+  plugin's engine. All are registered on the app.
 - A task function takes ``SessionDep`` from ``luffy.tasks.deps`` (one transaction per task).
 - The CLI and long-lived objects (the embedded seckill gate) use :func:`session_scope`.
 """

@@ -411,7 +411,7 @@ async def test_redis_down_is_503_and_nothing_is_done(clean_database: str, make_s
 async def test_a_failed_enqueue_keeps_no_code_and_gives_the_quota_back(
     sqlite_only: SettingsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import luffy.user.controllers
+    import luffy.tasks.sms
 
     async def broker_down(*_args: object) -> None:
         raise SendTaskError
@@ -419,7 +419,7 @@ async def test_a_failed_enqueue_keeps_no_code_and_gives_the_quota_back(
     settings = sqlite_only()
     async with running(settings) as client:
         with monkeypatch.context() as patch:
-            patch.setattr(luffy.user.controllers, "enqueue_sms_code", broker_down)
+            patch.setattr(luffy.tasks.sms, "enqueue_sms_code", broker_down)
             failed = await client.post(SEND, json={"mobile": MOBILE})
             assert failed.status_code == 503
             assert failed.json()["code"] == 888

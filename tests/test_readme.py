@@ -50,5 +50,5 @@ def test_every_luffy_command_is_on_the_map() -> None:
         command.name or command.callback.__name__ for command in cli.registered_commands if command.callback
     ]
     assert len(names) >= 10
-    missing = [name for name in names if not re.search(rf"`(luffy )?{name}( \.\.\.)?`", _where_things_are())]
+    missing = [name for name in names if not re.search(rf"`luffy {name}( \.\.\.)?`", _where_things_are())]
     assert missing == [], f"add luffy {', '.join(map(str, missing))} to README.md's 'Where things are'"

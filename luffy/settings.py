@@ -197,6 +197,7 @@ class Declared(NamedTuple):
 
 
 def declared_settings() -> list[Declared]:
+    """Every setting, in declaration order (the README table's order)."""
     fields = []
     for field in msgspec.structs.fields(Settings):
         kind, meta = get_args(field.type)  # every field is ``Annotated[type, setting(...)]``

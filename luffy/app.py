@@ -18,6 +18,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from luffy import __version__
+from luffy.admin.site import admin_mount
 from luffy.cache import CACHE_STORE, make_cache_store, make_redis
 from luffy.course.controllers import CourseController
 from luffy.db import make_sqlalchemy_config, provide_read_connection
@@ -91,26 +92,29 @@ def create_app(settings: Settings | None = None) -> Litestar:
         include_in_schema=False,
         name="media",
     )
+    cache_store = make_cache_store(settings)
+    state = State(
+        {
+            "settings": settings,
+            "sqlalchemy_config": sqlalchemy_config,
+            "jwt_auth": jwt_auth,
+            "banner_cache_outage": CacheOutage(),
+            # The task queues the domains' services are given (domains never import luffy.tasks).
+            "enqueue_sms": sms_enqueuer(settings),
+            "purchase_queue": PurchaseTaskQueue(),
+        }
+    )
+    admin = admin_mount(settings, sqlalchemy_config, state, cache_store)
     return Litestar(
-        route_handlers=[HealthController, api, media],
+        route_handlers=[HealthController, api, media, admin],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
         # Besides these, the SQLAlchemy plugin provides ``db_session`` (see ``luffy.db``).
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "db_connection": Provide(provide_read_connection),
         },
-        stores={CACHE_STORE: make_cache_store(settings)},
-        state=State(
-            {
-                "settings": settings,
-                "sqlalchemy_config": sqlalchemy_config,
-                "jwt_auth": jwt_auth,
-                "banner_cache_outage": CacheOutage(),
-                # The task queues the domains' services are given (domains never import luffy.tasks).
-                "enqueue_sms": sms_enqueuer(settings),
-                "purchase_queue": PurchaseTaskQueue(),
-            }
-        ),
+        stores={CACHE_STORE: cache_store},
+        state=state,
         lifespan=[_lifespan(settings), seckill_lifespan],
         exception_handlers=exception_handlers,
         cors_config=CORSConfig(

@@ -29,12 +29,18 @@ class Teacher(LuffyBase):
     image: Mapped[str | None] = mapped_column(String(100))
     brief: Mapped[str] = mapped_column(Text)
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class CourseCategory(LuffyBase):
     __tablename__ = "luffy_course_category"
     __table_args__ = (_visible_index("ix_luffy_course_category_visible_orders", "orders", "id"),)
 
     name: Mapped[str] = mapped_column(String(64), unique=True)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Course(LuffyBase):
@@ -73,6 +79,9 @@ class Course(LuffyBase):
         primaryjoin=lambda: foreign(Course.course_category_id) == CourseCategory.id, lazy="raise"
     )
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class CourseChapter(LuffyBase):
     __tablename__ = "luffy_course_chapter"
@@ -83,6 +92,11 @@ class CourseChapter(LuffyBase):
     name: Mapped[str] = mapped_column(String(128))
     summary: Mapped[str | None] = mapped_column(Text)
     pub_date: Mapped[datetime.date] = mapped_column(Date, default=datetime.date.today)
+    # For the admin's forms (a chapter picks its course); the API's queries select columns instead.
+    course: Mapped[Course] = relationship(lazy="raise")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class CourseSection(LuffyBase):
@@ -96,3 +110,4 @@ class CourseSection(LuffyBase):
     duration: Mapped[str | None] = mapped_column(String(32))
     pub_date: Mapped[datetime.datetime] = mapped_column(DateTimeUTC, default=datetime.datetime.now)
     free_trail: Mapped[bool] = mapped_column(default=False)
+    chapter: Mapped[CourseChapter] = relationship(lazy="raise")

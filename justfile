@@ -10,20 +10,21 @@ setup:
 run: migrate seed
     luffy serve
 
-# Run the whole test suite against real PostgreSQL and Redis (installed and started if missing)
+# Run the whole test suite against real PostgreSQL, Redis and chromium (installed and started if missing)
 test *ARGS: services
     python -m pytest {{ ARGS }}
 
-# Install PostgreSQL and Redis when missing (needs root and apt); the test suite starts them
+# Install PostgreSQL, Redis and chromium (the admin's browser test) when missing (needs root and apt)
 services:
     #!/usr/bin/env bash
     set -euo pipefail
     missing=()
     command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
     command -v redis-server >/dev/null || missing+=(redis-server)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
     if ((${#missing[@]})); then
         if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-            echo "missing: ${missing[*]} (install them, or set LUFFY_TEST_POSTGRES_URL / LUFFY_TEST_REDIS_URL)" >&2
+            echo "missing: ${missing[*]} (install them, or set LUFFY_TEST_POSTGRES_URL / LUFFY_TEST_REDIS_URL; chromium must be /usr/bin/chromium)" >&2
             exit 1
         fi
         echo "installing ${missing[*]} ..."

@@ -126,9 +126,7 @@ async def test_a_staff_user_disabled_or_demoted_is_out_at_the_next_request(
 async def test_a_form_post_without_the_csrf_token_is_refused(
     client: AsyncTestClient[Litestar], users: dict[str, int], settings: Settings
 ) -> None:
-    login = await client.post(
-        "/admin/login", data={"username": STAFF[0], "password": STAFF[2]}, follow_redirects=False
-    )
+    login = await client.post("/admin/login", data={"username": STAFF[0], "password": STAFF[2]}, follow_redirects=False)
     assert login.status_code == 403
     assert (await log_in(client, STAFF[0], STAFF[2])).status_code == 302
     form = {"name": "无令牌分类", "orders": "1", "is_show": "y"}

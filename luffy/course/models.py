@@ -9,7 +9,7 @@ from advanced_alchemy.types import BigIntIdentity, DateTimeUTC
 from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
-from luffy.db import LuffyBase
+from luffy.db import LuffyBase, utcnow
 
 VISIBLE = text("is_show AND NOT is_delete")
 
@@ -108,6 +108,6 @@ class CourseSection(LuffyBase):
     section_type: Mapped[int] = mapped_column(SmallInteger, default=2)
     section_link: Mapped[str | None] = mapped_column(String(255))
     duration: Mapped[str | None] = mapped_column(String(32))
-    pub_date: Mapped[datetime.datetime] = mapped_column(DateTimeUTC, default=datetime.datetime.now)
+    pub_date: Mapped[datetime.datetime] = mapped_column(DateTimeUTC, default=utcnow)
     free_trail: Mapped[bool] = mapped_column(default=False)
     chapter: Mapped[CourseChapter] = relationship(lazy="raise")

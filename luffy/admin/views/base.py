@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 from sqladmin import ModelView
 from sqlalchemy import Select, update
 from starlette.requests import Request
-from wtforms import FileField
+from wtforms import FileField, Form
+from wtforms.validators import Optional
 
 from luffy.admin.site import admin_context
 from luffy.admin.uploads import is_upload, save_image
@@ -29,19 +30,25 @@ def labels(**extra: str) -> dict[str, str]:
     return {**COMMON_LABELS, **extra}
 
 
-def image_field(label: str) -> dict[str, Any]:
-    return {"label": label, "description": "PNG、JPEG、GIF 或 WebP，不超过 2 MB；留空则不修改"}
+IMAGE_HELP = "PNG、JPEG、GIF 或 WebP，不超过 2 MB；留空则不修改"
 
 
 class ImageUploads(ModelView):
-    """Image columns (``image_folders``: column → media folder) are file inputs; a file is stored, its path saved."""
+    """Image columns (``image_folders``: column → media folder) are file inputs; a file is stored, its path saved.
+
+    The file input is optional: on an edit, no file keeps the image; a new row that needs one is
+    refused by its service or by the database.
+    """
 
     image_folders: ClassVar[dict[str, str]] = {}
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.image_folders:
-            cls.form_overrides = {**cls.form_overrides, **dict.fromkeys(cls.image_folders, FileField)}
+    async def scaffold_form(self, rules: list[str] | None = None) -> type[Form]:
+        form = await super().scaffold_form(rules)
+        for column in self.image_folders:
+            if hasattr(form, column):
+                label = self._column_labels.get(column, column)
+                setattr(form, column, FileField(label, validators=[Optional()], description=IMAGE_HELP))
+        return form
 
     async def store_images(self, request: Request, data: dict[str, Any]) -> None:
         media_root = admin_context(request).settings.media_root

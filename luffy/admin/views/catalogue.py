@@ -8,7 +8,7 @@ from markupsafe import Markup
 from sqladmin.filters import BooleanFilter, ForeignKeyFilter, StaticValuesFilter
 from wtforms import SelectField
 
-from luffy.admin.views.base import MANAGED, SoftDeleteView, image_field, labels
+from luffy.admin.views.base import MANAGED, SoftDeleteView, labels
 from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.course.schemas import COURSE_TYPE_NAMES, LEVEL_NAMES, ROLE_NAMES, SECTION_TYPE_NAMES, STATUS_NAMES
 
@@ -101,7 +101,6 @@ class CourseView(SoftDeleteView, model=Course):
     }
     form_overrides = {"course_type": SelectField, "level": SelectField, "status": SelectField}
     form_args = {
-        "course_img": image_field("封面图片"),
         "course_type": choice(COURSE_TYPE_NAMES, "付费类型"),
         "level": choice(LEVEL_NAMES, "难度等级"),
         "status": choice(STATUS_NAMES, "课程状态"),
@@ -192,7 +191,9 @@ class TeacherView(SoftDeleteView, model=Teacher):
     column_filters = [StaticValuesFilter(Teacher.role, [(str(k), v) for k, v in ROLE_NAMES.items()], title="导师身份")]
     column_formatters = {Teacher.role: shown(ROLE_NAMES, "role")}
     form_overrides = {"role": SelectField}
-    form_args = {"role": choice(ROLE_NAMES, "导师身份"), "image": image_field("导师封面")}
+    form_args = {
+        "role": choice(ROLE_NAMES, "导师身份"),
+    }
 
 
 __all__ = ["CategoryView", "ChapterView", "CourseView", "SectionView", "TeacherView"]

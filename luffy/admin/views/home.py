@@ -11,7 +11,7 @@ from sqladmin.filters import BooleanFilter
 from starlette.requests import Request
 
 from luffy.admin.site import admin_context
-from luffy.admin.views.base import SoftDeleteView, image_field, labels
+from luffy.admin.views.base import SoftDeleteView, labels
 from luffy.errors import Conflict, InvalidInput, NotFound
 from luffy.home.models import Banner
 from luffy.home.schemas import BannerChanges
@@ -40,7 +40,6 @@ class BannerView(SoftDeleteView, model=Banner):
     column_sortable_list = [Banner.id, Banner.orders]
     column_default_sort = [(Banner.orders, False), (Banner.id, False)]
     column_filters = [BooleanFilter(Banner.is_show, title="是否显示")]
-    form_args = {"image": image_field("图片")}
 
     async def _write(self, request: Request, write: Any) -> Banner:
         context = admin_context(request)

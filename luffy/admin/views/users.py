@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from luffy.admin.site import PATH, admin_context
-from luffy.admin.views.base import ImageUploads, ReadOnlyView, image_field
+from luffy.admin.views.base import ImageUploads, ReadOnlyView
 from luffy.errors import DomainError
 from luffy.user.models import SmsLog, User
 from luffy.user.services import set_password, set_user_active
@@ -70,7 +70,6 @@ class UserView(ImageUploads, model=User):
     column_filters = [BooleanFilter(User.is_active, title="有效"), BooleanFilter(User.is_staff, title="管理员")]
     # is_active changes only through the actions (set_user_active); the password only through its form.
     form_columns = [User.username, User.mobile, User.email, User.first_name, User.last_name, User.is_staff, User.icon]
-    form_args = {"icon": image_field("头像")}
 
     @action("set-password", "设置密码", add_in_list=False)
     async def set_password_action(self, request: Request) -> Response:

@@ -19,15 +19,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.routes import HTTPRoute
 from litestar.security.jwt import JWTAuth, Token
-from litestar.static_files import create_static_files_router
 
 from luffy import __version__
 from luffy.cache import CACHE_STORE, make_cache_store, make_redis
 from luffy.course.controllers import CourseController
-from luffy.db import make_sqlalchemy_config
+from luffy.db import make_probe_engine, make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
 from luffy.home.services import CacheOutage
+from luffy.http import API_MAX_BODY_BYTES, LuffyRequest, security_headers
+from luffy.media import media_router
 from luffy.responses import error_responses, exception_handlers
 from luffy.seckill.controllers import SeckillController, seckill_lifespan
 from luffy.settings import Settings, get_settings
@@ -67,6 +68,7 @@ def _lifespan(settings: Settings):
                 with suppress(asyncio.CancelledError):
                     await scheduler
             await stop_brokers()
+            await app.state.probe_engine.dispose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
 
@@ -102,13 +104,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[HomeController, CourseController, UserController, SeckillController])
-    media = create_static_files_router(
-        path=settings.media_prefix.rstrip("/"),
-        directories=[settings.media_root],
-        include_in_schema=False,
-        name="media",
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[HomeController, CourseController, UserController, SeckillController],
+        request_max_body_size=API_MAX_BODY_BYTES,
     )
+    media = media_router(settings.media_prefix, settings.media_root)
     jwt_auth = make_jwt_auth(settings)
     app = Litestar(
         route_handlers=[HealthController, api, media],
@@ -120,12 +121,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             {
                 "settings": settings,
                 "sqlalchemy_config": sqlalchemy_config,
+                "probe_engine": make_probe_engine(settings),
                 "jwt_auth": jwt_auth,
                 "banner_cache_outage": CacheOutage(),
             }
         ),
         lifespan=[_lifespan(settings), seckill_lifespan],
         exception_handlers=exception_handlers,
+        request_class=LuffyRequest,
+        before_send=[security_headers(settings)],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["*"],

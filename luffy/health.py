@@ -35,7 +35,7 @@ class HealthController(Controller):
     async def health(self, request: Request, state: State) -> Response[dict[str, str]]:
         store = request.app.stores.get(CACHE_STORE)
         database, cache, broker = await asyncio.gather(
-            _check("database", ping(state.sqlalchemy_config.get_engine())),
+            _check("database", ping(state.probe_engine)),
             _check("cache", store.exists("health_probe")),
             _check("broker", asyncio.gather(*(queue_broker.ping() for queue_broker in BROKERS.values()))),
         )

@@ -206,11 +206,16 @@ def _check_http_url(variable: str, url: str) -> str:
 
 def _check_proxy(host: str) -> None:
     if host == "*":
-        return
+        # Trusting every peer lets any client write its own X-Forwarded-For, so it picks its own IP
+        # and every per-IP limit is bypassed.
+        raise SettingsError(
+            "LUFFY_TRUSTED_PROXIES",
+            "'*' would let any client choose its own IP; list the proxies' addresses or networks",
+        )
     try:
         ipaddress.ip_network(host, strict=False)
     except ValueError:
-        raise SettingsError("LUFFY_TRUSTED_PROXIES", f"{host!r} is not an IP address or network (or *)") from None
+        raise SettingsError("LUFFY_TRUSTED_PROXIES", f"{host!r} is not an IP address or network") from None
 
 
 def _embedded_secret(data_dir: Path) -> str:
@@ -218,11 +223,30 @@ def _embedded_secret(data_dir: Path) -> str:
     key_file = data_dir / "secret_key"
     if key_file.is_file():
         return key_file.read_text(encoding="utf-8").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    key_file.write_text(key, encoding="utf-8")
-    key_file.chmod(0o600)
+    if not create_private(key_file, key.encode("utf-8")):
+        return key_file.read_text(encoding="utf-8").strip()  # another process made it first: its key wins
     return key
+
+
+def create_private(path: Path, content: bytes = b"") -> bool:
+    """Create ``path`` readable by its owner only from the first byte (no chmod after the fact).
+
+    The content is written to a private temporary file first, then linked into place: another
+    process never sees a half-written file, and if one made ``path`` first, it is kept (``False``).
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
+    return True
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
@@ -249,6 +273,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         raise SettingsError("LUFFY_SECRET_KEY", "must be at least 32 characters")
 
     media_prefix = "/" + read.text("MEDIA_PREFIX", "/media/").strip("/") + "/"
+    if production and read.raw("SMS_PROVIDER") is None:
+        # The console provider would keep every code in the SMS log: in production it must be chosen on purpose.
+        raise SettingsError("LUFFY_SMS_PROVIDER", "required in production (tencent, or console for a test deployment)")
     sms_provider = read.choice("SMS_PROVIDER", "console", SMS_PROVIDERS)
     if sms_provider == "tencent":
         for name in TENCENT_REQUIRED:

@@ -16,6 +16,7 @@ from litestar.security.jwt import JWTAuth, Token
 
 from luffy.settings import Settings
 
+MAX_USER_ID = 2**63 - 1  # the id column is a signed 64-bit integer
 # Only these API paths need a token; everything else is public, as in the contract.
 PROTECTED_PATHS = r"^(?!/api/v1/user/(me|sckill)(/|$))"
 # Litestar guesses that a negative-lookahead exclude pattern "matches all paths" and warns at every
@@ -33,6 +34,8 @@ async def _user_from_token(token: Token, _connection: ASGIConnection[Any, Any, A
         user_id = int(token.sub)
     except ValueError:
         return None
+    if not 1 <= user_id <= MAX_USER_ID:
+        return None  # correctly signed yet no user can have it: a 401, not a bigint overflow in SQL
     return AuthUser(id=user_id, username=str(token.extras.get("username", "")))
 
 

@@ -28,7 +28,7 @@ from litestar.stores.base import Store
 from litestar.stores.file import FileStore
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from luffy.app import create_app
@@ -268,14 +268,11 @@ async def test_a_search_on_a_large_catalogue_uses_the_trigram_index_on_postgresq
     assert all("12345" in course["name"] for course in found["results"])
 
 
-async def _hold_every_connection(connection_stack: AsyncExitStack, app: Litestar) -> list[AsyncConnection]:
-    """Check out every connection of the app's pool and start a statement on each, as slow queries would."""
+async def _hold_every_connection(held: AsyncExitStack, app: Litestar) -> None:
+    """Check out every connection the app's pool may open, as slow queries would."""
     engine = app.state.sqlalchemy_config.get_engine()
-    pool = engine.pool
-    held = []
-    for _ in range(pool.size() + max(pool._max_overflow, 0)):  # type: ignore[attr-defined]
-        held.append(await connection_stack.enter_async_context(engine.connect()))
-    return held
+    for _ in range(engine.pool.size() + max(engine.pool._max_overflow, 0)):  # type: ignore[attr-defined]
+        await held.enter_async_context(engine.connect())
 
 
 async def test_health_answers_while_every_database_connection_is_busy(

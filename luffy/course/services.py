@@ -34,6 +34,7 @@ from luffy.course.schemas import (
     display_name,
 )
 from luffy.db import LuffyBase
+from luffy.errors import InvalidInput, NotFound
 from luffy.settings import Settings
 
 # JavaScript's largest safe integer: a larger id could not reach the front end intact, and the
@@ -51,16 +52,30 @@ SEARCH_MAX_LENGTH = 128
 SEARCH_MAX_RESULTS = 1_000
 
 
-class OrderingError(ValueError):
+PAGE_NOT_FOUND = "无效页面"
+COURSE_NOT_FOUND = "课程不存在"
+SEARCH_TOO_DEEP = f"搜索结果只能翻看前 {SEARCH_MAX_RESULTS} 条，请缩小搜索范围"
+
+
+class OrderingError(InvalidInput):
     """The ``ordering`` parameter names a field that cannot be ordered by."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="ordering")
 
-class PageNotFound(LookupError):
+
+class PageNotFound(NotFound):
     """The requested page lies past the last page."""
 
+    def __init__(self) -> None:
+        super().__init__(PAGE_NOT_FOUND)
 
-class PageTooDeep(ValueError):
+
+class PageTooDeep(InvalidInput):
     """A search page that starts past ``SEARCH_MAX_RESULTS`` matches."""
+
+    def __init__(self) -> None:
+        super().__init__(SEARCH_TOO_DEEP, field="page")
 
 
 OrderKey = tuple[str, bool]  # (field, descending)
@@ -144,7 +159,7 @@ _TEACHER_COLUMNS = (
 _ORDER_COLUMNS = {"orders": Course.orders, "price": Course.price, "students": Course.students, "id": Course.id}
 
 
-def _courses_with_teacher() -> Select[Any]:
+def _courses_with_teacher() -> Select[*tuple[Any, ...]]:
     """Visible courses, each with its visible teacher and visible category (else null)."""
     return (
         select(*_COURSE_COLUMNS, CourseCategory.id.label("category_id"), *_TEACHER_COLUMNS)
@@ -176,7 +191,7 @@ def _order_by(ordering: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
 # The statements are built once, with bound parameters, so a request neither rebuilds them nor
 # recomputes their cache keys: SQLAlchemy compiles each once and asyncpg prepares each once per
 # connection.
-def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[Any]:
+def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
     """The first sections of each listed course (chapter order, then section order), ranked in SQL."""
     ranked = (
         select(
@@ -217,7 +232,7 @@ def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[An
     )
 
 
-def _build_chapters() -> Select[Any]:
+def _build_chapters() -> Select[*tuple[Any, ...]]:
     """A visible course's visible chapters, each with its visible sections (one row per section)."""
     return (
         select(
@@ -269,7 +284,7 @@ _CHAPTERS = _build_chapters()
 @lru_cache(maxsize=512)
 def _page_statements(
     ordering: tuple[OrderKey, ...], by_category: bool, by_search: bool
-) -> tuple[Select[Any], Select[Any]]:
+) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """The count and the page of a listing, for each shape of query (the values are bound at execution)."""
     conditions: list[ColumnElement[bool]] = []
     if by_category:
@@ -317,7 +332,7 @@ class CourseCatalogue:
         """
         offset = (query.page - 1) * query.page_size
         if query.search and offset >= SEARCH_MAX_RESULTS:
-            raise PageTooDeep(query.page)
+            raise PageTooDeep
         count_statement, page_statement = _page_statements(
             query.ordering, query.category_id is not None, bool(query.search)
         )
@@ -328,7 +343,7 @@ class CourseCatalogue:
             parameters["name_pattern"] = f"%{escape_like_value(query.search)}%"
         count = (await self.connection.execute(count_statement, parameters)).scalar_one()
         if query.page > 1 and offset >= count:
-            raise PageNotFound(query.page)
+            raise PageNotFound
         if count == 0:
             return CoursePageResult(count, query.page, query.page_size, [])
         parameters.update(limit=query.page_size, offset=offset)

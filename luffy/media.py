@@ -51,9 +51,10 @@ class NoLinksFileSystem(BaseLocalFileSystem):
         return await FileSystemAdapter.parse_stat_result(path=path, result=result)
 
     async def open(self, file: PathType, mode: str, buffering: int = -1) -> Any:
-        # O_NOFOLLOW: a link swapped in after ``info`` is refused by the kernel.
+        # O_NOFOLLOW: a link swapped in after ``info`` is refused by the kernel. Media is only ever read,
+        # as bytes, whatever mode the caller names.
         descriptor = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
-        return await open_file(descriptor, mode=mode, buffering=buffering)
+        return await open_file(descriptor, mode="rb", buffering=buffering)
 
 
 def media_not_found(_: Request[Any, Any, Any], __: NotFoundException) -> Response[ErrorReply]:

@@ -26,7 +26,7 @@ COMMON_LABELS = {
 MANAGED = ("is_delete", "created_time", "updated_time")
 
 
-def labels(**extra: str) -> dict[str, str]:
+def labels(**extra: str) -> dict[Any, str]:
     return {**COMMON_LABELS, **extra}
 
 
@@ -67,11 +67,13 @@ class SoftDeleteView(ImageUploads):
     form_excluded_columns: ClassVar[list[Any]] = list(MANAGED)
 
     def list_query(self, request: Request) -> Select[Any]:
-        return super().list_query(request).where(self.model.is_delete.is_(False))
+        model: Any = self.model
+        return super().list_query(request).where(model.is_delete.is_(False))
 
     async def delete_model(self, request: Request, pk: Any) -> None:
+        model: Any = self.model
         async with admin_context(request).session() as session:
-            await session.execute(update(self.model).where(self.model.id == int(pk)).values(is_delete=True))
+            await session.execute(update(model).where(model.id == int(pk)).values(is_delete=True))
 
 
 class ReadOnlyView(ModelView):

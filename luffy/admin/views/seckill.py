@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqladmin.filters import ForeignKeyFilter
 from sqlalchemy import select, update
@@ -122,7 +122,7 @@ class SeckillOrderView(ReadOnlyView, model=SeckillOrder):
         SeckillOrder.status,
         SeckillOrder.created_time,
     ]
-    column_labels = {
+    column_labels: ClassVar[dict[Any, str]] = {
         "id": "ID",
         "order_no": "订单号",
         "task_id": "任务号",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from sqladmin import action, expose
 from sqladmin.authentication import login_required
@@ -50,7 +50,7 @@ class UserView(ImageUploads, model=User):
         User.last_login,
     ]
     column_details_exclude_list = [User.password]
-    column_labels = {
+    column_labels: ClassVar[dict[Any, str]] = {
         "id": "ID",
         "username": "用户名",
         "mobile": "手机号",
@@ -84,10 +84,12 @@ class UserView(ImageUploads, model=User):
     async def enable_action(self, request: Request) -> Response:
         return RedirectResponse(f"{PATH}/user/active?active=1&pks={request.query_params.get('pks', '')}", 302)
 
-    async def _page(self, request: Request, status_code: int = 200, **context: Any) -> Response:
-        context.setdefault("back", f"{PATH}/user/list")
+    async def _page(self, request: Request, context: dict[str, Any], status_code: int = 200) -> Response:
         return await self.templates.TemplateResponse(
-            request, "luffy_admin/form.html", {"model_view": self, **context}, status_code=status_code
+            request,
+            "luffy_admin/form.html",
+            {"model_view": self, "back": f"{PATH}/user/list", **context},
+            status_code=status_code,
         )
 
     @expose("/password", methods=["GET", "POST"])
@@ -105,14 +107,14 @@ class UserView(ImageUploads, model=User):
             "back": f"{PATH}/user/details/{ids[0]}",
         }
         if request.method == "GET":
-            return await self._page(request, **page)
+            return await self._page(request, page)
         form = await request.form()
         try:
             async with admin_context(request).session() as session:
                 await set_password(session, ids[0], str(form.get("password", "")))
         except DomainError as exc:
-            return await self._page(request, 400, error=str(exc), **page)
-        return await self._page(request, done="密码已更新", **page)
+            return await self._page(request, {**page, "error": str(exc)}, 400)
+        return await self._page(request, {**page, "done": "密码已更新"})
 
     @expose("/active", methods=["GET", "POST"])
     @login_required
@@ -128,14 +130,14 @@ class UserView(ImageUploads, model=User):
             "submit": f"确认{verb}",
         }
         if request.method == "GET" or not ids:
-            return await self._page(request, **page)
+            return await self._page(request, page)
         try:
             async with admin_context(request).session() as session:
                 for user_id in ids:
                     await set_user_active(session, user_id, active)
         except DomainError as exc:
-            return await self._page(request, 400, error=str(exc), **page)
-        return await self._page(request, done=f"已{verb} {len(ids)} 个用户", **page)
+            return await self._page(request, {**page, "error": str(exc)}, 400)
+        return await self._page(request, {**page, "done": f"已{verb} {len(ids)} 个用户"})
 
 
 class SmsLogView(ReadOnlyView, model=SmsLog):
@@ -153,7 +155,7 @@ class SmsLogView(ReadOnlyView, model=SmsLog):
         SmsLog.created_time,
         SmsLog.sent_time,
     ]
-    column_labels = {
+    column_labels: ClassVar[dict[Any, str]] = {
         "id": "ID",
         "send_id": "发送号",
         "mobile": "手机号",

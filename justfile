@@ -21,7 +21,8 @@ services:
     missing=()
     command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
     command -v redis-server >/dev/null || missing+=(redis-server)
-    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    # The CJK fonts make the admin screenshots readable (its labels are Chinese).
+    [ -x /usr/bin/chromium ] || missing+=(chromium fonts-noto-cjk)
     if ((${#missing[@]})); then
         if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
             echo "missing: ${missing[*]} (install them, or set LUFFY_TEST_POSTGRES_URL / LUFFY_TEST_REDIS_URL; chromium must be /usr/bin/chromium)" >&2

@@ -25,6 +25,7 @@ from luffy.cache import CACHE_STORE
 from luffy.responses import error_responses
 from luffy.settings import Settings
 from luffy.user.auth import AuthUser, issue_token
+from luffy.user.limits import client_key
 from luffy.user.schemas import (
     MOBILE_EXISTS,
     MOBILE_UNKNOWN,
@@ -49,8 +50,6 @@ from luffy.user.services import (
     register,
 )
 
-# The bodies here are a few dozen bytes; anything near this size is not from the front end.
-MAX_BODY_BYTES = 4_096
 SmsDep = NamedDependency[SmsCodeService]
 PasswordLoginDep = NamedDependency[PasswordLogin]
 UsersDep = NamedDependency[UserService]
@@ -85,7 +84,7 @@ def provide_password_login(request: Request[Any, Any, Any], state: State, settin
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_key(request.client.host if request.client else "")
 
 
 async def _send_code(request: Request[Any, Any, Any], sms: SmsCodeService, mobile: str) -> SmsSent:
@@ -99,7 +98,6 @@ provide_users = create_service_provider(UserService)
 class UserController(Controller):
     path = "/user"
     tags = ["user"]
-    request_max_body_size = MAX_BODY_BYTES
     dependencies = {
         "sms": Provide(provide_sms_codes, sync_to_thread=False),
         "password_login": Provide(provide_password_login, sync_to_thread=False),

@@ -7,7 +7,8 @@ the point of keeping the original names). Adoption therefore
 1. checks that every Luffy table the database already has (``luffy_user``, the catalogue, and the
    course orders once Luffy models them) has every column Luffy's model reads;
 2. creates, from the models at head, only the Luffy tables that are missing (SMS log, flash-sale
-   goods and orders, ...) and the indexes Luffy wants on the existing ones;
+   goods and orders, ...) and the indexes Luffy wants on the existing ones (on PostgreSQL with
+   the extensions those indexes need, ``pg_trgm``);
 3. stamps the newest migration, in the same transaction.
 
 No existing row is read for writing or changed. Because step 2 works from the models at head, a
@@ -25,10 +26,13 @@ import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 
-from luffy.db import MIGRATIONS_DIR, VERSION_TABLE
+from luffy.db import MIGRATIONS_DIR, ONLY_ON, VERSION_TABLE
 from luffy.models import metadata
+
+# What the models' PostgreSQL indexes need (the trigram index on course names; migration 0004).
+POSTGRESQL_EXTENSIONS = ("pg_trgm",)
 
 
 class Outcome(enum.StrEnum):
@@ -79,13 +83,17 @@ def _adopt(connection: Connection) -> Adoption:
     if problems:
         raise NotAnOriginalDatabase(problems)
 
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        for extension in POSTGRESQL_EXTENSIONS:
+            connection.execute(text(f"CREATE EXTENSION IF NOT EXISTS {extension}"))
     missing_tables = [table for table in metadata.sorted_tables if table.name not in existing]
     metadata.create_all(connection, tables=missing_tables)
     created_indexes = []
     for name in present:
         indexed = {index["name"] for index in inspector.get_indexes(name)}
         for index in sorted(ours[name].indexes, key=lambda index: str(index.name)):
-            if index.name not in indexed:
+            if index.name not in indexed and index.info.get(ONLY_ON, dialect) == dialect:
                 index.create(connection)
                 created_indexes.append(str(index.name))
 

@@ -30,6 +30,7 @@ from tests.support.user_helpers import delivered_code
 from tests.test_accounts_api import FAILED, LOGIN, ME
 from tests.test_user_api import running
 
+CONSOLE_SMS = {"LUFFY_SMS_PROVIDER": "console"}
 REPOSITORY = Path(__file__).resolve().parent.parent
 LUFFY_TABLES = {"luffy_sms_log", "luffy_seckill_goods", "luffy_seckill_order", VERSION_TABLE}
 
@@ -84,7 +85,12 @@ async def test_an_original_database_is_adopted_without_changing_a_row_and_then_s
     assert {"luffy_user", "luffy_order", "luffy_order_detail", "luffy_user_groups", "django_migrations"} <= set(before)
     assert len(before["luffy_user"]) == 4
     assert len(before["luffy_order"]) == 1
-    env = {"LUFFY_DATABASE_URL": url, "LUFFY_DATA_DIR": str(tmp_path / "cli"), "LUFFY_SECRET_KEY": TEST_SECRET}
+    env = {
+        "LUFFY_DATABASE_URL": url,
+        "LUFFY_DATA_DIR": str(tmp_path / "cli"),
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        **CONSOLE_SMS,
+    }
 
     first = run_luffy(env, "db", "adopt")
     assert first.returncode == 0, first.stderr
@@ -93,6 +99,7 @@ async def test_an_original_database_is_adopted_without_changing_a_row_and_then_s
     assert {table: adopted[table] for table in before} == before
     assert set(adopted) - set(before) == LUFFY_TABLES
     assert adopted[VERSION_TABLE] != []
+    assert ("ix_luffy_course_name_trgm" in first.stdout) == url.startswith("postgresql")
 
     second = run_luffy(env, "db", "adopt")
     assert second.returncode == 0, second.stderr
@@ -156,7 +163,12 @@ async def test_adopt_says_so_and_changes_nothing_on_an_empty_or_a_luffy_database
     original_database: tuple[str, str], tmp_path: Path
 ) -> None:
     url, _ = original_database
-    env = {"LUFFY_DATABASE_URL": url, "LUFFY_DATA_DIR": str(tmp_path / "cli"), "LUFFY_SECRET_KEY": TEST_SECRET}
+    env = {
+        "LUFFY_DATABASE_URL": url,
+        "LUFFY_DATA_DIR": str(tmp_path / "cli"),
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        **CONSOLE_SMS,
+    }
     empty = run_luffy(env, "db", "adopt")
     assert empty.returncode == 0, empty.stderr
     assert "no Luffy tables" in empty.stdout
@@ -180,7 +192,12 @@ async def test_a_database_with_luffy_tables_in_another_shape_is_refused_untouche
             await connection.execute(text("CREATE TABLE luffy_user (id integer PRIMARY KEY, username varchar(150))"))
     finally:
         await engine.dispose()
-    env = {"LUFFY_DATABASE_URL": url, "LUFFY_DATA_DIR": str(tmp_path / "cli"), "LUFFY_SECRET_KEY": TEST_SECRET}
+    env = {
+        "LUFFY_DATABASE_URL": url,
+        "LUFFY_DATA_DIR": str(tmp_path / "cli"),
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        **CONSOLE_SMS,
+    }
     refused = run_luffy(env, "db", "adopt")
     assert refused.returncode == 1
     assert "luffy_user has no column password" in refused.stderr

@@ -15,7 +15,12 @@ from tests.test_user_api import running
 
 
 def luffy(database_url: str, data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {"LUFFY_DATA_DIR": str(data_dir), "LUFFY_DATABASE_URL": database_url, "LUFFY_SECRET_KEY": TEST_SECRET}
+    env = {
+        "LUFFY_DATA_DIR": str(data_dir),
+        "LUFFY_DATABASE_URL": database_url,
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
+    }
     return subprocess.run(
         [sys.executable, "-m", "luffy", *args],
         env=luffy_env(env | {"COLUMNS": "250"}),

@@ -6,21 +6,30 @@ the same pages through chromium against a production server.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from luffy.admin.uploads import MAX_IMAGE_BYTES
 from luffy.admin.views.users import mask_codes
+from luffy.app import create_app
+from luffy.cache import make_redis
 from luffy.course.models import CourseCategory
 from luffy.db import make_sqlalchemy_config, session_scope
+from luffy.seckill.models import SeckillGoods
+from luffy.seckill.reservations import RedisGoods, RedisReservations
+from luffy.seckill.services import publish_goods
 from luffy.user.models import User
+from tests.conftest import truncate_all
 from tests.support.admin_support import PLAIN, STAFF, log_in, make_users, page_token
+from tests.support.seckill_support import create_goods
 
 if TYPE_CHECKING:
     from litestar import Litestar
-    from litestar.testing import AsyncTestClient
 
     from luffy.settings import Settings
 
@@ -234,3 +243,44 @@ def test_the_sms_log_masks_codes_but_keeps_the_mobile() -> None:
     assert mask_codes("您的验证码是 482913，5分钟内有效") == "您的验证码是 ******，5分钟内有效"
     assert mask_codes("13800000001 code 1234") == "13800000001 code ****"
     assert mask_codes(None) == ""
+
+
+async def test_flash_sale_stock_cannot_go_below_the_units_reserved_in_redis(
+    postgres_url: str, redis_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    await truncate_all(postgres_url)
+    settings = make_settings(postgres_url, redis_url)
+    redis = make_redis(settings)
+    await redis.flushdb()
+    await make_users(settings)
+    config = make_sqlalchemy_config(settings)
+    reservations = RedisReservations(redis, owner_ttl_seconds=60)
+    try:
+        goods_id = await create_goods(config, name="限量帽子", stock=5)
+        async with session_scope(config) as session:
+            await publish_goods(session, reservations, goods_ids=[goods_id])
+        for user_id in (101, 102, 103):
+            await reservations.admit(
+                name=None, goods_id=goods_id, user_id=user_id, task_id=f"t{user_id}", now=time.time()
+            )
+
+        async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
+            assert (await log_in(client, STAFF[0], STAFF[2])).status_code == 302
+            token = page_token((await client.get(f"/admin/seckill-goods/edit/{goods_id}")).text)
+            form = {"price": "99.00", "start_time": "2020-01-01 00:00:00", "end_time": "", "csrf_token": token}
+            below = await client.post(f"/admin/seckill-goods/edit/{goods_id}", data={**form, "stock": "2"})
+            assert below.status_code == 400
+            assert "3 件" in below.text
+            assert (await reservations.state([goods_id]))[goods_id] == RedisGoods(stock=2, pending=3, buyers=3)
+
+            enough = await client.post(
+                f"/admin/seckill-goods/edit/{goods_id}", data={**form, "stock": "4"}, follow_redirects=False
+            )
+            assert enough.status_code == 302
+        # Redis has it at once: 4 left in the database = 1 reservable + 3 reserved.
+        assert (await reservations.state([goods_id]))[goods_id] == RedisGoods(stock=1, pending=3, buyers=3)
+        async with session_scope(config) as session:
+            assert await session.scalar(select(SeckillGoods.stock).where(SeckillGoods.id == goods_id)) == 4
+    finally:
+        await redis.aclose()
+        await config.get_engine().dispose()

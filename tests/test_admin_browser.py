@@ -141,6 +141,7 @@ def run_the_admin(page: Page, context: BrowserContext, base: str, env: dict[str,
     shot(page, "02-course-form")
     save(page)
     page.wait_for_url(re.compile(r".*/course/list"))
+    expect(page.locator("table")).to_contain_text("浏览器分类")
     shot(page, "03-course-list")
 
     page.goto(f"{base}/admin/course-chapter/create")
@@ -158,10 +159,11 @@ def run_the_admin(page: Page, context: BrowserContext, base: str, env: dict[str,
     page.wait_for_url(re.compile(r".*/course-section/list"))
 
     categories = api.get("/api/v1/course/category/").json()["result"]
-    assert "浏览器分类" in [category["name"] for category in categories]
+    (category,) = [category for category in categories if category["name"] == "浏览器分类"]
     courses = api.get("/api/v1/course/actual/").json()
     (course,) = [item for item in courses["results"] if item["name"] == "浏览器里建的课"]
     assert course["price"] == "88.00"
+    assert api.get(f"/api/v1/course/actual/{course['id']}/").json()["course_category"] == category["id"]
     assert re.search(r"/media/courses/[0-9a-f]{32}\.png$", course["course_img"])
     cover = api.get("/media/" + course["course_img"].split("/media/", 1)[1])
     assert cover.status_code == 200

@@ -99,6 +99,9 @@ class CourseView(SoftDeleteView, model=Course):
         Course.course_category: lambda model, _a: model.course_category.name if model.course_category else "",
         Course.teacher: lambda model, _a: model.teacher.name if model.teacher else "",
     }
+    # The category has no database foreign key, so sqladmin would also offer its id as a plain field
+    # (and save it over the category chosen): the relationship field alone sets it.
+    form_excluded_columns = [*MANAGED, "course_category_id"]
     form_overrides = {"course_type": SelectField, "level": SelectField, "status": SelectField}
     form_args = {
         "course_type": choice(COURSE_TYPE_NAMES, "付费类型"),

@@ -6,6 +6,7 @@ the same pages through chromium against a production server.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -284,3 +285,24 @@ async def test_flash_sale_stock_cannot_go_below_the_units_reserved_in_redis(
     finally:
         await redis.aclose()
         await config.get_engine().dispose()
+
+
+async def test_a_user_icon_uploaded_in_the_edit_form_is_stored_and_a_later_edit_keeps_it(
+    client: AsyncTestClient[Litestar], users: dict[str, int], settings: Settings
+) -> None:
+    assert (await log_in(client, STAFF[0], STAFF[2])).status_code == 302
+    url = f"/admin/user/edit/{users['plain']}"
+    token = page_token((await client.get(url)).text)
+    form = {"first_name": "小", "last_name": "王", "save": "Save", "csrf_token": token}
+    uploaded = await client.post(url, data=form, files={"icon": ("me.png", PNG, "image/png")}, follow_redirects=False)
+    assert uploaded.status_code == 302
+    icon = str(await _one_value(settings, select(User.icon).where(User.id == users["plain"])))
+    assert re.fullmatch(r"icon/[0-9a-f]{32}\.png", icon)
+    assert (settings.media_root / icon).read_bytes() == PNG
+
+    kept = await client.post(
+        url, data={**form, "first_name": "大"}, files={"icon": ("", b"", "application/octet-stream")}
+    )
+    assert kept.status_code in (200, 302), kept.text[-600:]
+    assert await _one_value(settings, select(User.icon).where(User.id == users["plain"])) == icon
+    assert await _one_value(settings, select(User.first_name).where(User.id == users["plain"])) == "大"

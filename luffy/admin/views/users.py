@@ -68,8 +68,9 @@ class UserView(ImageUploads, model=User):
     column_sortable_list = [User.id, User.date_joined, User.last_login]
     column_default_sort = [(User.id, True)]
     column_filters = [BooleanFilter(User.is_active, title="有效"), BooleanFilter(User.is_staff, title="管理员")]
-    # is_active changes only through the actions (set_user_active); the password only through its form.
-    form_columns = [User.username, User.mobile, User.email, User.first_name, User.last_name, User.is_staff, User.icon]
+    # Username, mobile and email have rules (``luffy user create`` checks them) and is_active has
+    # consequences (set_user_active): none of them is a plain form field here.
+    form_columns = [User.first_name, User.last_name, User.is_staff, User.icon]
 
     @action("set-password", "设置密码", add_in_list=False)
     async def set_password_action(self, request: Request) -> Response:

@@ -164,6 +164,7 @@ class UserController(Controller):
         status_code=200,
         summary="Register with a mobile, its SMS code and a password (the username is the mobile)",
         operation_id=operation_id,
+        responses=error_responses(400, 409, 503),
     )
     async def register(
         self, sms: SmsDep, db_session: AsyncSession, settings: SettingsDep, data: JSONBody[RegisterBody]
@@ -178,7 +179,7 @@ class UserController(Controller):
         status_code=200,
         summary="Log in with a username, mobile or email and a password (failures lock the account for a while)",
         operation_id=operation_id,
-        responses=error_responses(429),
+        responses=error_responses(400, 429, 503),
     )
     async def password_login(
         self,

@@ -28,6 +28,7 @@ from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
 from luffy.home.services import CacheOutage
+from luffy.order.controllers import CashierController, OrderController
 from luffy.responses import error_responses, exception_handlers
 from luffy.seckill.controllers import SeckillController, seckill_lifespan
 from luffy.settings import Settings, get_settings
@@ -102,7 +103,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[HomeController, CourseController, UserController, SeckillController])
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[HomeController, CourseController, UserController, SeckillController, OrderController],
+    )
+    cashier = [CashierController] if settings.payment_provider == "simulator" else []
+    if cashier and not settings.is_embedded:
+        logger.warning("payments go to the simulator: anyone can pay an order without paying; set LUFFY_ALIPAY_*")
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],
@@ -111,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     jwt_auth = make_jwt_auth(settings)
     app = Litestar(
-        route_handlers=[HealthController, api, media],
+        route_handlers=[HealthController, api, media, *cashier],
         on_app_init=[jwt_auth.on_app_init, _public_by_default],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
@@ -136,7 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Luffy API",
             version=__version__,
-            description="The Luffy online course platform: catalogue, banners, SMS login, flash sales.",
+            description="The Luffy online course platform: catalogue, banners, SMS login, flash sales, course orders.",
             path="/schema",
             render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
         ),

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from luffy.order.commands import app as order_app
 from luffy.settings import Settings, SettingsError, get_settings
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ banner_app = typer.Typer(
     help="Home page banners: each change is written to the database, then to the cache.", no_args_is_help=True
 )
 app.add_typer(banner_app, name="banner")
+app.add_typer(order_app, name="order")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 from advanced_alchemy.exceptions import NotFoundError
@@ -69,6 +70,18 @@ class ErrorReply(msgspec.Struct, omit_defaults=True):
     code: int
     msg: str
     errors: list[ErrorDetail] | None = None
+
+
+def page_url(request: Request[Any, Any, Any], page: int) -> str:
+    """The request's absolute URL with only ``page`` changed (removed for page 1, as DRF does)."""
+    query = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    params = [(key, value) for key, value in query if key != "page"]
+    if page > 1:
+        params.append(("page", str(page)))
+    # Litestar's router strips the trailing slash from ``path``; the link keeps the path as requested.
+    raw_path: bytes | None = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1").partition("?")[0] if raw_path else request.url.path
+    return str(request.url.with_replacements(path=path, query=urlencode(params)))
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:

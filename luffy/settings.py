@@ -6,6 +6,7 @@ Setting ``LUFFY_DATABASE_URL`` and ``LUFFY_REDIS_URL`` switches to production.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import secrets
@@ -27,6 +28,9 @@ TENCENT_REQUIRED = (
     "TENCENT_TEMPLATE_ID",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PAYMENT_PROVIDERS = ("alipay", "simulator")
+ALIPAY_REQUIRED = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY", "ALIPAY_PUBLIC_KEY")
+ALIPAY_PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
 
 
 class SettingsError(ValueError):
@@ -78,6 +82,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tencent_timeout_seconds: float
 
     jwt_expiry_seconds: int
+
+    payment_provider: str
+    alipay_app_id: str
+    alipay_app_private_key: str
+    alipay_public_key: str
+    alipay_gateway: str
+    pay_return_url: str
+    pay_notify_url: str
+    order_timeout_seconds: int
+    order_sweep_seconds: int
 
     @property
     def is_embedded(self) -> bool:
@@ -213,6 +227,33 @@ def _check_proxy(host: str) -> None:
         raise SettingsError("LUFFY_TRUSTED_PROXIES", f"{host!r} is not an IP address or network (or *)") from None
 
 
+def _http_url(variable: str, url: str) -> str:
+    """An http(s) URL kept exactly as written (a trailing slash included)."""
+    _check_http_url(variable, url)
+    return url
+
+
+def _rsa_key(variable: str, value: str, *, private: bool) -> str:
+    """An RSA key as PEM, from PEM text, a bare base64 body (as Alipay's console shows keys) or ``@path``."""
+    from Cryptodome.PublicKey import RSA
+
+    if value.startswith("@"):
+        try:
+            value = Path(value[1:]).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(variable, f"cannot read {value[1:]!r}: {exc.__class__.__name__}") from None
+    text = value.replace("\\n", "\n").strip()
+    try:
+        key = RSA.import_key(text if text.startswith("-----BEGIN") else base64.b64decode("".join(text.split())))
+    except (ValueError, IndexError, TypeError):
+        raise SettingsError(variable, "not an RSA key (expected PEM text, a base64 key or @/path/to.pem)") from None
+    if private and not key.has_private():
+        raise SettingsError(variable, "is a public key; the app's private key is needed")
+    if not private and key.has_private():
+        raise SettingsError(variable, "is a private key; give Alipay's public key")
+    return key.export_key("PEM").decode("ascii")
+
+
 def _embedded_secret(data_dir: Path) -> str:
     """The embedded mode's signing key: generated once, then kept in the data dir."""
     key_file = data_dir / "secret_key"
@@ -254,6 +295,17 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         for name in TENCENT_REQUIRED:
             if read.raw(name) is None:
                 raise SettingsError(ENV_PREFIX + name, "required when LUFFY_SMS_PROVIDER=tencent")
+    alipay_configured = any(read.raw(name) is not None for name in ALIPAY_REQUIRED)
+    payment_provider = read.choice(
+        "PAYMENT_PROVIDER", "alipay" if alipay_configured else "simulator", PAYMENT_PROVIDERS
+    )
+    if payment_provider == "alipay":
+        for name in ALIPAY_REQUIRED:
+            if read.raw(name) is None:
+                raise SettingsError(ENV_PREFIX + name, "required when LUFFY_PAYMENT_PROVIDER=alipay")
+    alipay_private = read.raw("ALIPAY_APP_PRIVATE_KEY")
+    alipay_public = read.raw("ALIPAY_PUBLIC_KEY")
+    backend_url = _check_http_url("LUFFY_BACKEND_URL", read.text("BACKEND_URL", "http://127.0.0.1:8000"))
     cors = tuple(origin.strip() for origin in read.text("CORS_ORIGINS", "*").split(",") if origin.strip())
     proxies = tuple(host.strip() for host in read.text("TRUSTED_PROXIES", "").split(",") if host.strip())
     for host in proxies:
@@ -264,7 +316,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         database_url=database_url,
         redis_url=redis_url,
         secret_key=secret_key,
-        backend_url=_check_http_url("LUFFY_BACKEND_URL", read.text("BACKEND_URL", "http://127.0.0.1:8000")),
+        backend_url=backend_url,
         media_root=Path(read.text("MEDIA_ROOT", str(data_dir / "media"))).expanduser().resolve(),
         media_prefix=media_prefix,
         cors_origins=cors or ("*",),
@@ -296,6 +348,23 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         tencent_scheme=read.choice("TENCENT_SCHEME", "https", ("http", "https")),
         tencent_timeout_seconds=read.number("TENCENT_TIMEOUT_SECONDS", 5.0),
         jwt_expiry_seconds=read.integer("JWT_EXPIRY_SECONDS", 7 * 86_400, minimum=60, maximum=365 * 86_400),
+        payment_provider=payment_provider,
+        alipay_app_id=read.text("ALIPAY_APP_ID", ""),
+        alipay_app_private_key=_rsa_key(ENV_PREFIX + "ALIPAY_APP_PRIVATE_KEY", alipay_private, private=True)
+        if alipay_private
+        else "",
+        alipay_public_key=_rsa_key(ENV_PREFIX + "ALIPAY_PUBLIC_KEY", alipay_public, private=False)
+        if alipay_public
+        else "",
+        alipay_gateway=_check_http_url("LUFFY_ALIPAY_GATEWAY", read.text("ALIPAY_GATEWAY", ALIPAY_PRODUCTION_GATEWAY)),
+        pay_return_url=_http_url(
+            "LUFFY_PAY_RETURN_URL", read.text("PAY_RETURN_URL", "http://127.0.0.1:8080/pay/success")
+        ),
+        pay_notify_url=_http_url(
+            "LUFFY_PAY_NOTIFY_URL", read.text("PAY_NOTIFY_URL", backend_url + "/api/v1/order/success/")
+        ),
+        order_timeout_seconds=read.integer("ORDER_TIMEOUT_SECONDS", 900, minimum=1, maximum=30 * 86_400),
+        order_sweep_seconds=read.integer("ORDER_SWEEP_SECONDS", 60, minimum=1, maximum=86_400),
     )
 
 

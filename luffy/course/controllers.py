@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
@@ -25,7 +24,7 @@ from luffy.course.services import (
     clamp_page_size,
     parse_ordering,
 )
-from luffy.responses import error_responses
+from luffy.responses import error_responses, page_url
 
 COURSE_NOT_FOUND = "课程不存在"
 PAGE_NOT_FOUND = "无效页面"
@@ -96,23 +95,11 @@ def course_query(
     )
 
 
-def _page_url(request: Request[Any, Any, Any], page: int) -> str:
-    """The request's absolute URL with only ``page`` changed (removed for page 1, as DRF does)."""
-    query = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    params = [(key, value) for key, value in query if key != "page"]
-    if page > 1:
-        params.append(("page", str(page)))
-    # Litestar's router strips the trailing slash from ``path``; the link keeps the path as requested.
-    raw_path: bytes | None = request.scope.get("raw_path")
-    path = raw_path.decode("latin-1").partition("?")[0] if raw_path else request.url.path
-    return str(request.url.with_replacements(path=path, query=urlencode(params)))
-
-
 def _page_reply(request: Request[Any, Any, Any], result: CoursePageResult) -> CoursePage:
     return CoursePage(
         count=result.count,
-        next=_page_url(request, result.page + 1) if result.has_next else None,
-        previous=_page_url(request, result.page - 1) if result.page > 1 else None,
+        next=page_url(request, result.page + 1) if result.has_next else None,
+        previous=page_url(request, result.page - 1) if result.page > 1 else None,
         results=result.courses,
     )
 

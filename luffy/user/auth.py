@@ -17,9 +17,9 @@ from litestar.security.jwt import JWTAuth, Token
 from luffy.settings import Settings
 
 # Only these API paths need a token; everything else is public, as in the contract.
-PROTECTED_PATHS = r"^(?!/api/v1/user/(me|sckill)(/|$))"
+PROTECTED_PATHS = r"^(?!/api/v1/(user/(me|sckill)|order/(alipay|orders))(/|$))"
 # Litestar guesses that a negative-lookahead exclude pattern "matches all paths" and warns at every
-# start; it doesn't (tests prove /me and /sckill answer 401 without a token), so the warning is noise.
+# start; it doesn't (tests prove /me, /sckill and the order paths answer 401 without a token), so the warning is noise.
 warnings.filterwarnings("ignore", message="Middleware 'JWTAuthenticationMiddleware' exclude pattern")
 
 

@@ -28,7 +28,7 @@ def _status(value: str | None) -> int | None:
     if value is None:
         return None
     word = value.strip().lower()
-    if word.isdigit() and int(word) in OrderStatus._value2member_map_:
+    if word in {str(status.value) for status in OrderStatus}:
         return int(word)
     if word in STATUS_WORDS:
         return STATUS_WORDS[word]

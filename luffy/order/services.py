@@ -51,6 +51,7 @@ NOTIFICATION_FIELDS = ("sign", "sign_type", "app_id", "out_trade_no", "trade_sta
 NOTIFICATION_MAX_FIELDS = 100
 NOT_PAID = "订单未支付"
 PAGE_NOT_FOUND = "无效页面"
+LOGGED_ORDER_NUMBERS = 20
 
 
 class PaymentOutcome(StrEnum):
@@ -275,7 +276,13 @@ async def close_expired_orders(session: AsyncSession, *, timeout_seconds: int, n
     closed = list(result.scalars())
     await session.commit()
     if closed:
-        logger.info("closed %d unpaid order(s) older than %d s: %s", len(closed), timeout_seconds, closed)
+        logger.info(
+            "closed %d unpaid order(s) older than %d s: %s%s",
+            len(closed),
+            timeout_seconds,
+            ", ".join(closed[:LOGGED_ORDER_NUMBERS]),
+            " ..." if len(closed) > LOGGED_ORDER_NUMBERS else "",
+        )
     return closed
 
 

@@ -31,7 +31,6 @@ from tests.support.order_support import (
     FORM,
     alipay_env,
     create_courses,
-    eventually,
     key_pair,
     notification_params,
     orders,
@@ -41,6 +40,7 @@ from tests.support.order_support import (
     verifies,
 )
 from tests.support.seckill_support import create_users, running
+from tests.support.waiting import eventually
 
 BUY = "/api/v1/order/alipay/"
 NOTIFY = "/api/v1/order/success/"
@@ -408,7 +408,11 @@ async def test_the_scheduler_closes_an_unpaid_order_and_a_late_payment_still_cou
 ) -> None:
     shop: Shop = await shop_factory(LUFFY_ORDER_TIMEOUT_SECONDS="1", LUFFY_ORDER_SWEEP_SECONDS="1")  # type: ignore[misc]
     out_trade_no = await shop.order([shop.python], "99.00")
-    await eventually(lambda: orders(shop.config), lambda rows: rows[0].order_status == 3)
+
+    async def closed() -> bool:
+        return (await orders(shop.config))[0].order_status == 3
+
+    await eventually(closed, what="the scheduled sweep to close the order")
     assert (await shop.client.get(NOTIFY, params={"out_trade_no": out_trade_no})).status_code == 400
     assert (await shop.notify(signed_notification(notification_params(out_trade_no, "99.00")))).text == "success"
     assert (await orders(shop.config))[0].order_status == 1

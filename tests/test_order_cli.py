@@ -88,7 +88,7 @@ def test_list_refuses_an_unknown_status_or_user(clean_database: str, tmp_path: P
     assert bad_status.returncode == 2
     assert "--status" in bad_status.stderr
     nobody = luffy(clean_database, tmp_path, "order", "list", "--user", "nobody")
-    assert nobody.returncode == 1
+    assert nobody.returncode == 2
     assert "nobody" in nobody.stderr
 
 
@@ -107,5 +107,5 @@ def test_show_prints_one_order_with_its_courses_and_payment(clean_database: str,
     ):
         assert text in shown.stdout, text
     missing = luffy(clean_database, tmp_path, "order", "show", "NOPE")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert "NOPE" in missing.stderr

@@ -31,7 +31,6 @@ from tests.support.order_support import (
     KeyPair,
     alipay_env,
     create_courses,
-    eventually,
     notification_params,
     orders,
     query_of,
@@ -41,6 +40,7 @@ from tests.support.order_support import (
 from tests.support.processes import LuffyProcess, wait_until
 from tests.support.seckill_support import create_users, running
 from tests.support.services import free_port
+from tests.support.waiting import eventually
 
 BUY = "/api/v1/order/alipay/"
 CHECK = "/api/v1/order/success/"
@@ -57,7 +57,7 @@ async def buy(client: httpx.AsyncClient, token: str, course_id: int, total: str)
     reply = await client.post(
         BUY,
         json={"courses": [str(course_id)], "total_amount": total, "subject": "课程", "pay_type": 1},
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"jwt {token}"},  # as the original front end sends it
     )
     assert reply.status_code == 200, reply.text
     return reply.json()["pay_url"]
@@ -178,7 +178,12 @@ async def test_the_cashier_refuses_an_order_past_its_time(
         [user] = await create_users(app.state.sqlalchemy_config, 1)
         [course] = await create_courses(app.state.sqlalchemy_config, ("课", "9.90", True))
         pay_url = await buy(client, issue_token(app.state.jwt_auth, user, "u"), course, "9.90")
-        page = await eventually(lambda: client.get(pay_url), lambda reply: reply.status_code == 400, within=5)
+
+        async def refused() -> httpx.Response | None:
+            reply = await client.get(pay_url)
+            return reply if reply.status_code == 400 else None
+
+        page = await eventually(refused, within=5, what="the cashier to refuse the expired order")
         assert "超时" in page.text
 
 
@@ -233,8 +238,12 @@ async def whole_flow(env: dict[str, str], base_url: str, data_dir: Path) -> None
 
             late_url = await buy(client, token, linux, "39.00")
             late = json.loads(query_of(late_url)["biz_content"])["out_trade_no"]
-            rows = await eventually(lambda: orders(config), lambda rows: rows[-1].order_status == 3, within=30)
-            assert rows[-1].out_trade_no == late
+
+            async def closed() -> bool:
+                return (await orders(config))[-1].order_status == 3
+
+            await eventually(closed, within=30, what="the scheduler to close the unpaid order")
+            assert (await orders(config))[-1].out_trade_no == late
             params = notification_params(late, "39.00", app_id=SIMULATOR_APP_ID)
             reply = await client.post(
                 CHECK, content=signed_notification(params, simulator_alipay_keys(data_dir)), headers=FORM

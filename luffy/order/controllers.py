@@ -111,6 +111,8 @@ SessionDep = NamedDependency[AsyncSession]
 
 
 class OrderController(Controller):
+    """The buyer's side (authenticated): create an order, list one's orders."""
+
     path = "/order"
     tags = ["orders"]
     dependencies = {"payment": Provide(provide_payment)}
@@ -139,6 +141,31 @@ class OrderController(Controller):
             now=_now(),
         )
         return PayUrlReply(pay_url=pay_url)
+
+    @get("/orders/", summary="The user's orders, newest first", cache=False, responses=error_responses(404))
+    async def orders(
+        self,
+        request: Request[AuthUser, Token, Any],
+        db_session: SessionDep,
+        page: PageParameter = 1,
+        page_size: PageSizeParameter = None,
+    ) -> OrderPage:
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        count, items = await order_page(db_session, request.user.id, page=page, page_size=size)
+        return OrderPage(
+            count=count,
+            next=page_url(request, page + 1) if page * size < count else None,
+            previous=page_url(request, page - 1) if page > 1 else None,
+            results=items,
+        )
+
+
+class PaymentController(Controller):
+    """Alipay's side (public, proven by signature): the notification, and the browser's return check."""
+
+    path = "/order"
+    tags = ["orders"]
+    dependencies = {"payment": Provide(provide_payment)}
 
     @post(
         "/success/",
@@ -169,23 +196,6 @@ class OrderController(Controller):
         if not await is_paid(db_session, out_trade_no):
             raise InvalidInput(NOT_PAID)
         return PaidReply()
-
-    @get("/orders/", summary="The user's orders, newest first", cache=False, responses=error_responses(404))
-    async def orders(
-        self,
-        request: Request[AuthUser, Token, Any],
-        db_session: SessionDep,
-        page: PageParameter = 1,
-        page_size: PageSizeParameter = None,
-    ) -> OrderPage:
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        count, items = await order_page(db_session, request.user.id, page=page, page_size=size)
-        return OrderPage(
-            count=count,
-            next=page_url(request, page + 1) if page * size < count else None,
-            previous=page_url(request, page - 1) if page > 1 else None,
-            results=items,
-        )
 
 
 _PAGE = """<!doctype html>

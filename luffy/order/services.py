@@ -313,7 +313,7 @@ async def _courses_of(session: AsyncSession, order_ids: list[int]) -> dict[int, 
     return courses
 
 
-def _item(row: Row[Any], courses: dict[int, list[OrderCourseItem]]) -> OrderItem:
+def _item(row: Row[*tuple[Any, ...]], courses: dict[int, list[OrderCourseItem]]) -> OrderItem:
     return OrderItem(
         id=row.id,
         out_trade_no=row.out_trade_no,

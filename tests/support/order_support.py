@@ -7,13 +7,12 @@ Luffy speaks Alipay's format, not merely if it agrees with itself.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
@@ -191,16 +190,3 @@ async def orders(config: SQLAlchemyAsyncConfig) -> list[OrderRow]:
 async def set_order(config: SQLAlchemyAsyncConfig, out_trade_no: str, **values: Any) -> None:
     async with session_scope(config) as session:
         await session.execute(update(Order).where(Order.out_trade_no == out_trade_no).values(**values))
-
-
-T = TypeVar("T")
-
-
-async def eventually(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, within: float = 20) -> T:
-    """``read()`` again and again until ``done`` says yes (fails after ``within`` seconds)."""
-    async with asyncio.timeout(within):
-        while True:
-            value = await read()
-            if done(value):
-                return value
-            await asyncio.sleep(0.2)

@@ -40,5 +40,11 @@ def test_the_openapi_document_asks_for_a_token_exactly_where_the_router_does(app
         for method, operation in operations.items()
         if operation.get("security")
     }
-    assert secured == {("/api/v1/user/me", "get"), ("/api/v1/user/sckill", "get"), ("/api/v1/user/sckill", "post")}
+    assert secured == {
+        ("/api/v1/user/me", "get"),
+        ("/api/v1/user/sckill", "get"),
+        ("/api/v1/user/sckill", "post"),
+        ("/api/v1/order/alipay", "post"),
+        ("/api/v1/order/orders", "get"),
+    }
     assert app.openapi_schema.to_schema()["components"]["securitySchemes"]["BearerToken"]["scheme"] == "Bearer"

@@ -123,6 +123,7 @@ class OrderController(Controller):
         summary="Create an order for courses and get its Alipay pay URL",
         description="The total is computed from the courses' prices; a different total_amount is a 400 价格不一致.",
         request_max_body_size=MAX_BODY_BYTES,
+        responses=error_responses(400, 401),
     )
     async def create(
         self,
@@ -142,7 +143,12 @@ class OrderController(Controller):
         )
         return PayUrlReply(pay_url=pay_url)
 
-    @get("/orders/", summary="The user's orders, newest first", cache=False, responses=error_responses(404))
+    @get(
+        "/orders/",
+        summary="The user's orders, newest first",
+        cache=False,
+        responses=error_responses(400, 401, 404),
+    )
     async def orders(
         self,
         request: Request[AuthUser, Token, Any],
@@ -175,6 +181,7 @@ class PaymentController(Controller):
         description="Verified with Alipay's public key (RSA2); app_id and total_amount must match the order.",
         request_max_body_size=NOTIFICATION_MAX_BODY_BYTES,
         operation_class=FormNotificationOperation,
+        responses=error_responses(400, 413),
     )
     async def notification(self, body: RawBody, db_session: SessionDep, payment: PaymentDep) -> Response[str]:
         try:
@@ -185,7 +192,12 @@ class PaymentController(Controller):
             return Response("failure", status_code=503, media_type=MediaType.TEXT)
         return Response("failure" if outcome is PaymentOutcome.REFUSED else "success", media_type=MediaType.TEXT)
 
-    @get("/success/", summary="Has this order been paid? (the front end's pay-return page asks)", cache=False)
+    @get(
+        "/success/",
+        summary="Has this order been paid? (the front end's pay-return page asks)",
+        cache=False,
+        responses=error_responses(400),
+    )
     async def paid(
         self,
         db_session: SessionDep,

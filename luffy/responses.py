@@ -73,7 +73,10 @@ class ErrorReply(msgspec.Struct, omit_defaults=True):
 
 
 def page_url(request: Request[Any, Any, Any], page: int) -> str:
-    """The request's absolute URL with only ``page`` changed (removed for page 1, as DRF does)."""
+    """The request's URL with only ``page`` changed (removed for page 1, as DRF does).
+
+    Absolute on ``LUFFY_BACKEND_URL``, never on the request's ``Host`` header, which the client writes.
+    """
     query = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     params = [(key, value) for key, value in query if key != "page"]
     if page > 1:
@@ -81,7 +84,8 @@ def page_url(request: Request[Any, Any, Any], page: int) -> str:
     # Litestar's router strips the trailing slash from ``path``; the link keeps the path as requested.
     raw_path: bytes | None = request.scope.get("raw_path")
     path = raw_path.decode("latin-1").partition("?")[0] if raw_path else request.url.path
-    return str(request.url.with_replacements(path=path, query=urlencode(params)))
+    query_string = urlencode(params)
+    return f"{request.app.state.settings.backend_url}{path}{'?' if query_string else ''}{query_string}"
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:

@@ -16,6 +16,7 @@ from luffy.course.services import (
     MAX_ID,
     ORDERING_FIELDS,
     SEARCH_MAX_LENGTH,
+    SEARCH_MAX_RESULTS,
     CourseCatalogue,
     CoursePageResult,
     CourseQuery,
@@ -54,7 +55,14 @@ SearchParameter = Annotated[
         pattern=NO_NUL,
     ),
 ]
-PageParameter = Annotated[int, QueryParameter(ge=1, description="1-based page number; past the last page is a 404.")]
+PageParameter = Annotated[
+    int,
+    QueryParameter(
+        ge=1,
+        description="1-based page number; past the last page is a 404; "
+        f"a search page starting past its first {SEARCH_MAX_RESULTS} matches is a 400.",
+    ),
+]
 PageSizeParameter = Annotated[
     int | None, QueryParameter(ge=1, description="Courses per page, default 10; above 50 is clamped to 50.")
 ]

@@ -49,7 +49,6 @@ from luffy.user.auth import AuthUser
 
 logger = logging.getLogger("luffy.order")
 
-MAX_BODY_BYTES = 16_384
 # Alipay's notifications are a few kilobytes; anything far larger is not one.
 NOTIFICATION_MAX_BODY_BYTES = 65_536
 DEFAULT_PAGE_SIZE = 10
@@ -122,7 +121,6 @@ class OrderController(Controller):
         status_code=200,
         summary="Create an order for courses and get its Alipay pay URL",
         description="The total is computed from the courses' prices; a different total_amount is a 400 价格不一致.",
-        request_max_body_size=MAX_BODY_BYTES,
         responses=error_responses(400, 401),
     )
     async def create(

@@ -280,6 +280,7 @@ async def test_the_buying_flow_over_http_in_production_mode(postgres_url: str, r
     env = {
         "LUFFY_DATABASE_URL": postgres_url,
         "LUFFY_REDIS_URL": redis_url,
+        "LUFFY_SMS_PROVIDER": "console",
         "LUFFY_DATA_DIR": str(data_dir),
         "LUFFY_SECRET_KEY": TEST_SECRET,
         "LUFFY_LOG_LEVEL": "INFO",

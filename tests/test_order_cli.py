@@ -18,14 +18,24 @@ from tests.support.seckill_support import create_users
 
 
 def luffy(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"LUFFY_DATA_DIR": str(data_dir), "LUFFY_DATABASE_URL": database_url, "LUFFY_SECRET_KEY": TEST_SECRET}
+    env = {
+        "LUFFY_DATA_DIR": str(data_dir),
+        "LUFFY_DATABASE_URL": database_url,
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
+    }
     return run_luffy(env | {"COLUMNS": "250"}, *args, timeout=120)
 
 
 async def _orders(database_url: str, data_dir: Path) -> list[int]:
     """Two buyers: the first has a paid order (two courses) and a timed-out one; the second an unpaid one."""
     settings = load_settings(
-        {"LUFFY_DATA_DIR": str(data_dir), "LUFFY_DATABASE_URL": database_url, "LUFFY_SECRET_KEY": TEST_SECRET}
+        {
+            "LUFFY_DATA_DIR": str(data_dir),
+            "LUFFY_DATABASE_URL": database_url,
+            "LUFFY_SECRET_KEY": TEST_SECRET,
+            "LUFFY_SMS_PROVIDER": "console",
+        }
     )
     config = make_sqlalchemy_config(settings)
     try:

@@ -29,9 +29,9 @@ from luffy.health import HealthController
 from luffy.home.controllers import HomeController
 from luffy.home.services import CacheOutage
 from luffy.responses import error_responses, exception_handlers
-from luffy.seckill.controllers import SeckillController, seckill_lifespan
+from luffy.seckill.controllers import SeckillController, SeckillPageController, seckill_lifespan
 from luffy.settings import Settings, get_settings
-from luffy.user.auth import AuthUser, make_jwt_auth
+from luffy.user.auth import AuthUser, auth_lifespan, make_jwt_auth
 from luffy.user.controllers import UserController
 
 API_PREFIX = "/api/v1"
@@ -102,7 +102,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[HomeController, CourseController, UserController, SeckillController])
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[HomeController, CourseController, UserController, SeckillController, SeckillPageController],
+    )
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],
@@ -124,7 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "banner_cache_outage": CacheOutage(),
             }
         ),
-        lifespan=[_lifespan(settings), seckill_lifespan],
+        lifespan=[_lifespan(settings), auth_lifespan, seckill_lifespan],
         exception_handlers=exception_handlers,
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),

@@ -1,26 +1,63 @@
-"""JWT authentication (Litestar's ``JWTAuth``), signed with ``LUFFY_SECRET_KEY``.
+"""JWT authentication (Litestar's ``JWTAuth``), signed with ``LUFFY_SECRET_KEY``: every rule about tokens lives here.
 
-The authenticated user is read from the token alone: protected hot paths (the seckill POST)
-make no database query to learn who is calling.
+Where the token comes from (``token_from``): ``Authorization: Bearer <token>`` or
+``Authorization: jwt <token>`` (the original front end's djangorestframework-jwt prefix); without
+an ``Authorization`` header, the ``token`` cookie, but only on a request the browser marks
+``Sec-Fetch-Site: same-origin``. A browser sends cookies on cross-site requests too, so a cookie
+accepted from any other site would let that site act as the user (CSRF); ``Sec-Fetch-Site`` is set
+by the browser and cannot be forged by a page's script.
+
+Who the token stands for (``_user_from_token``): the user id in the token, unless that user's
+tokens are revoked (``revocation.py``): a disabled or deleted user is refused on every protected
+route. A handler that checks the user itself says so with ``REVOCATION_CHECKED_IN_HANDLER`` in its
+``opt``, so the check is not made twice: ``/me`` reads the user row anyway, and the flash-sale
+purchases check inside the admission script, so that path keeps one Redis round trip.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
 import msgspec
+from litestar import Litestar
 from litestar.connection import ASGIConnection
-from litestar.security.jwt import JWTAuth, Token
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
+from luffy.errors import NotAuthenticated, Unavailable
 from luffy.settings import Settings
+from luffy.user.revocation import (
+    REVOKED_MSG,
+    DatabaseRevocations,
+    RedisRevocations,
+    Revocations,
+    keep_rebuilding,
+    rebuild_now,
+    revocations_in_use,
+)
 
 # Only these API paths need a token; everything else is public, as in the contract.
-PROTECTED_PATHS = r"^(?!/api/v1/user/(me|sckill)(/|$))"
+PROTECTED_PATHS = r"^(?!/api/v1/user/(me|sckill|seckill|get_result)(/|$))"
 # Litestar guesses that a negative-lookahead exclude pattern "matches all paths" and warns at every
 # start; it doesn't (tests prove /me and /sckill answer 401 without a token), so the warning is noise.
-warnings.filterwarnings("ignore", message="Middleware 'JWTAuthenticationMiddleware' exclude pattern")
+warnings.filterwarnings("ignore", message="Middleware 'LuffyJWTMiddleware' exclude pattern")
+
+AUTH_SCHEMES = frozenset({"bearer", "jwt"})
+TOKEN_COOKIE = "token"
+SAME_ORIGIN = "same-origin"
+REVOCATION_CHECKED_IN_HANDLER = "revocation_checked_in_handler"
+MAX_USER_ID = 2**63 - 1
+
+logger = logging.getLogger("luffy.auth")
 
 
 class AuthUser(msgspec.Struct, frozen=True):
@@ -28,11 +65,44 @@ class AuthUser(msgspec.Struct, frozen=True):
     username: str
 
 
-async def _user_from_token(token: Token, _connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser | None:
+def token_from(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The encoded JWT a request carries, by the rules in the module docstring; 401 when none."""
+    header = connection.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() not in AUTH_SCHEMES or not token:
+            raise NotAuthorizedException("Authorization must be 'Bearer <token>' or 'jwt <token>'")
+        return token
+    if connection.headers.get("Sec-Fetch-Site", "").strip().lower() == SAME_ORIGIN:
+        cookie = connection.cookies.get(TOKEN_COOKIE, "").strip()
+        if cookie:
+            return cookie
+    raise NotAuthorizedException("No JWT token found in the Authorization header or a same-origin cookie")
+
+
+class LuffyJWTMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware with Luffy's rules for where the token comes from."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        return await self.authenticate_token(encoded_token=token_from(connection), connection=connection)
+
+
+async def _user_from_token(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser | None:
     try:
         user_id = int(token.sub)
     except ValueError:
         return None
+    if not 1 <= user_id <= MAX_USER_ID:
+        return None
+    if not connection.route_handler.opt.get(REVOCATION_CHECKED_IN_HANDLER):
+        revocations: Revocations = connection.app.state.revocations
+        try:
+            if await revocations.is_revoked(user_id):
+                raise NotAuthenticated(REVOKED_MSG)
+        except (RedisError, SQLAlchemyError, OSError) as exc:
+            logger.warning("revocation check unavailable: %s", type(exc).__name__)
+            raise Unavailable("认证服务暂不可用，请稍后再试") from exc
     return AuthUser(id=user_id, username=str(token.extras.get("username", "")))
 
 
@@ -42,9 +112,35 @@ def make_jwt_auth(settings: Settings) -> JWTAuth[AuthUser, Token]:
         token_secret=settings.secret_key,
         default_token_expiration=timedelta(seconds=settings.jwt_expiry_seconds),
         exclude=[PROTECTED_PATHS],
-        description="Authorization: Bearer <token from /api/v1/user/mobile/login/>",
+        authentication_middleware_class=LuffyJWTMiddleware,
+        description=(
+            "Authorization: Bearer <token> (or jwt <token>) from /api/v1/user/mobile/login/; "
+            "a same-origin browser request without the header may carry it in the `token` cookie"
+        ),
     )
 
 
 def issue_token(jwt_auth: JWTAuth[AuthUser, Token], user_id: int, username: str) -> str:
     return jwt_auth.create_token(identifier=str(user_id), token_extras={"username": username})
+
+
+@asynccontextmanager
+async def auth_lifespan(app: Litestar) -> AsyncIterator[None]:
+    """The revocation list this process checks; in production rebuilt from the database now and periodically."""
+    state = app.state
+    if state.redis is None:
+        state.revocations = DatabaseRevocations(state.sqlalchemy_config)
+        with revocations_in_use(state.revocations):
+            yield
+        return
+    revocations = RedisRevocations(state.redis)
+    state.revocations = revocations
+    await rebuild_now(revocations, state.sqlalchemy_config)
+    rebuilding = asyncio.create_task(keep_rebuilding(revocations, state.sqlalchemy_config))
+    try:
+        with revocations_in_use(revocations):
+            yield
+    finally:
+        rebuilding.cancel()
+        with suppress(asyncio.CancelledError):
+            await rebuilding

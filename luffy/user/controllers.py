@@ -21,7 +21,7 @@ from luffy.cache import CACHE_STORE
 from luffy.responses import error_responses
 from luffy.settings import Settings
 from luffy.tasks.sms import enqueue_sms_code
-from luffy.user.auth import AuthUser, issue_token
+from luffy.user.auth import REVOCATION_CHECKED_IN_HANDLER, AuthUser, issue_token
 from luffy.user.schemas import (
     MOBILE_EXISTS,
     MOBILE_UNKNOWN,
@@ -132,7 +132,11 @@ class UserController(Controller):
         token = issue_token(request.app.state.jwt_auth, user_id, username)
         return LoginReply(token=token, username=username, icon=settings.media_url(icon))
 
-    @get("/me", summary="The logged-in user (Authorization: Bearer <token>)")
+    @get(
+        "/me",
+        summary="The logged-in user (Authorization: Bearer <token>)",
+        opt={REVOCATION_CHECKED_IN_HANDLER: True},
+    )
     async def me(self, request: Request[AuthUser, Token, Any], users: UsersDep, settings: SettingsDep) -> Me:
         user = await users.active_user(request.user.id)
         return Me(id=user.id, username=user.username, mobile=user.mobile, icon=settings.media_url(user.icon))

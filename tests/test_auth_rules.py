@@ -323,6 +323,29 @@ async def test_a_revocation_made_while_the_rebuild_reads_the_database_is_kept(
     assert (await redis_api.client.get(SECKILL, headers=redis_api.bearer(user))).status_code == 401
 
 
+async def test_a_process_without_an_app_revokes_through_the_redis_its_settings_name(
+    clean_database: str, redis_url: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI process (``luffy user disable``) has no app: the hooks reach Redis from its settings."""
+    settings = make_settings(clean_database, redis_url)
+    monkeypatch.setattr(revocation, "get_settings", lambda: settings)
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    app = create_app(settings)
+    [user] = await create_users(app.state.sqlalchemy_config, 1)
+
+    async with session_scope(app.state.sqlalchemy_config) as session:
+        assert await set_user_active(session, user, False)
+    revoked = await redis.sismember(REVOKED_KEY, str(user))
+    async with session_scope(app.state.sqlalchemy_config) as session:
+        assert await set_user_active(session, user, True)
+    restored = not await redis.sismember(REVOKED_KEY, str(user))
+
+    await redis.aclose()
+    await app.state.sqlalchemy_config.get_engine().dispose()
+    assert (revoked, restored) == (True, True)
+
+
 async def test_an_unreachable_revocation_list_is_a_503_not_a_500(
     clean_database: str, make_settings: Callable[..., Settings]
 ) -> None:

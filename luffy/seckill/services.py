@@ -20,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -230,7 +230,7 @@ async def request_purchase_now(
 
 UNKNOWN_TASK = "unknown_task"
 WAITING = "waiting"
-TASK_FAILED = "failed"
+TASK_FAILED: Final = "failed"
 
 
 async def _task_outcome(
@@ -253,7 +253,8 @@ async def _task_outcome(
     value = result.return_value
     if result.is_err or not isinstance(value, dict) or value.get("outcome") not in (ORDERED, *FAILURE_REASONS):
         return TASK_FAILED
-    return PurchaseOutcome(outcome=value["outcome"], order_no=value.get("order_no"))
+    order_no = value.get("order_no")
+    return PurchaseOutcome(outcome=value["outcome"], order_no=None if order_no is None else str(order_no))
 
 
 async def purchase_status(

@@ -239,10 +239,8 @@ async def set_user_active(session: AsyncSession, user_id: int, active: bool) -> 
     Commits, then updates the revocation list, so the user's tokens stop (or start) working at
     once on every API process, flash-sale admission included.
     """
-    changed = await session.execute(
-        update(User).where(User.id == user_id).values(is_active=active, updated_time=utcnow())
-    )
-    if not changed.rowcount:
+    change = update(User).where(User.id == user_id).values(is_active=active, updated_time=utcnow())
+    if (await session.execute(change.returning(User.id))).first() is None:
         return False
     enabled = await session.scalar(select(User.id).where(User.id == user_id, account_enabled())) is not None
     await session.commit()

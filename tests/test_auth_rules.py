@@ -234,12 +234,12 @@ async def test_setting_an_unknown_user_active_says_so(api: Api) -> None:
         assert await set_user_active(session, 999_999, False) is False
 
 
-async def test_a_user_deleted_in_the_database_is_refused_after_the_next_rebuild(api: Api) -> None:
-    """Changes made around the hooks (straight SQL) reach Redis by the periodic rebuild."""
+async def test_a_user_disabled_directly_in_sql_is_refused_after_the_next_rebuild(api: Api) -> None:
+    """Changes made around the hooks reach Redis by the periodic rebuild (embedded: at once)."""
     await api.load()
     [user] = await create_users(api.config, 1)
     async with session_scope(api.config) as session:
-        await session.execute(update(User).where(User.id == user).values(is_delete=True))
+        await session.execute(update(User).where(User.id == user).values(is_active=False))
 
     if isinstance(api.app.state.revocations, RedisRevocations):
         await rebuild_now(api.app.state.revocations, api.config)

@@ -19,6 +19,7 @@ from sqlalchemy import delete, update
 import luffy.user.revocation as revocation
 from luffy.app import create_app
 from luffy.db import session_scope
+from luffy.errors import NotFound
 from luffy.seckill.reservations import RedisReservations
 from luffy.seckill.services import publish_goods
 from luffy.settings import Settings
@@ -49,7 +50,7 @@ class Api:
 
     async def set_active(self, user_id: int, active: bool) -> None:
         async with session_scope(self.config) as session:
-            assert await set_user_active(session, user_id, active)
+            await set_user_active(session, user_id, active)
 
     async def load(self, name: str = HAT) -> int:
         """Goods on sale, as ``luffy seckill load`` leaves them (in Redis too, in production)."""
@@ -231,7 +232,8 @@ async def test_other_users_are_not_affected(api: Api) -> None:
 
 async def test_setting_an_unknown_user_active_says_so(api: Api) -> None:
     async with session_scope(api.config) as session:
-        assert await set_user_active(session, 999_999, False) is False
+        with pytest.raises(NotFound):
+            await set_user_active(session, 999_999, False)
 
 
 async def test_a_user_disabled_directly_in_sql_is_refused_after_the_next_rebuild(api: Api) -> None:
@@ -335,10 +337,10 @@ async def test_a_process_without_an_app_revokes_through_the_redis_its_settings_n
     [user] = await create_users(app.state.sqlalchemy_config, 1)
 
     async with session_scope(app.state.sqlalchemy_config) as session:
-        assert await set_user_active(session, user, False)
+        await set_user_active(session, user, False)
     revoked = await redis.sismember(REVOKED_KEY, str(user))
     async with session_scope(app.state.sqlalchemy_config) as session:
-        assert await set_user_active(session, user, True)
+        await set_user_active(session, user, True)
     restored = not await redis.sismember(REVOKED_KEY, str(user))
 
     await redis.aclose()

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from luffy.db import utcnow
+from luffy.errors import NotFound
 from luffy.settings import Settings
 from luffy.user.codes import CodeStore, RedisCodeStore, StoreCodeStore, Verdict, code_for_send
 from luffy.user.limits import Limiter, LimitExceeded, RedisLimiter, StoreLimiter, Window, ip_window, sms_windows
@@ -233,19 +234,18 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         return found
 
 
-async def set_user_active(session: AsyncSession, user_id: int, active: bool) -> bool:
-    """Enable or disable a user; ``False`` when there is no such user.
+async def set_user_active(session: AsyncSession, user_id: int, active: bool) -> None:
+    """Enable or disable a user: the one place this changes, so every consequence can hang on it.
 
     Commits, then updates the revocation list, so the user's tokens stop (or start) working at
     once on every API process, flash-sale admission included.
     """
     change = update(User).where(User.id == user_id).values(is_active=active, updated_time=utcnow())
     if (await session.execute(change.returning(User.id))).first() is None:
-        return False
+        raise NotFound("用户不存在", field="user_id")
     enabled = await session.scalar(select(User.id).where(User.id == user_id, account_enabled())) is not None
     await session.commit()
     await (restore_user(user_id) if enabled else revoke_user(user_id))
-    return True
 
 
 # --- the SMS log and the send task ----------------------------------------------------------------

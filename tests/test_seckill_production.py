@@ -28,6 +28,7 @@ from tests.support.front_end import GET_RESULT, SECKILL, Browser, same_origin
 from tests.support.processes import run_luffy
 from tests.support.seckill_processes import URL, Stack, poll_all, post_all, production_env
 from tests.support.seckill_support import HAT, create_goods, create_users, sale_state
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 FINAL_WITHIN_SECONDS = 60
@@ -169,12 +170,12 @@ async def _until_tasks_are_waiting_on_the_row(config: SQLAlchemyAsyncConfig) -> 
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
-    async with asyncio.timeout(30):
-        while True:
-            async with config.get_engine().connect() as connection:
-                if await connection.scalar(query):
-                    return
-            await asyncio.sleep(0.05)
+
+    async def waiting() -> int:
+        async with config.get_engine().connect() as connection:
+            return int(await connection.scalar(query) or 0)
+
+    await eventually(waiting, within=30, what="a task waiting on the goods row")
 
 
 async def test_a_task_that_fails_for_good_gives_its_unit_back(production: Production) -> None:
@@ -193,11 +194,11 @@ async def test_a_task_that_fails_for_good_gives_its_unit_back(production: Produc
         page = await client.get(GET_RESULT, params={"id": reply["task_id"]}, headers={"Authorization": f"jwt {token}"})
     assert page.json() == {"code": 101, "msg": "秒杀失败", "reason": "failed"}, "Seckill.vue stops polling"
     # The unit is given back right after the failure is saved as the task's result.
-    async with asyncio.timeout(5):
-        while True:
-            if await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0):
-                break
-            await asyncio.sleep(0.05)
+
+    async def given_back() -> bool:
+        return await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0)
+
+    await eventually(given_back, within=5, what="the unit back in Redis")
     assert (await sale_state(production.config, goods_id)).stock == 5
 
 
@@ -255,18 +256,20 @@ async def test_a_disabled_user_is_refused_within_5_seconds_and_orders_nothing(pr
         with revocations_in_use(RedisRevocations(production.redis)):
             async with session_scope(production.config) as session:
                 await set_user_active(session, user, False)
-        async with asyncio.timeout(5):
-            while True:
-                answers = [
-                    (await client.get(ME, headers=bearer)).status_code,
-                    (await client.post(URL, json={"goods_id": goods_id}, headers=bearer)).status_code,
-                    (await client.get(SECKILL, headers=same_origin(token))).status_code,
-                    (await client.post(URL, json={"goods_id": goods_id}, headers=same_origin(token))).status_code,
-                ]
-                if answers == [401] * 4:
-                    break
-                await asyncio.sleep(0.1)
 
-    await asyncio.sleep(1)  # a purchase wrongly let through would be ordered by the worker by now
+        async def refused_everywhere() -> bool:
+            answers = [
+                (await client.get(ME, headers=bearer)).status_code,
+                (await client.post(URL, json={"goods_id": goods_id}, headers=bearer)).status_code,
+                (await client.get(SECKILL, headers=same_origin(token))).status_code,
+                (await client.post(URL, json={"goods_id": goods_id}, headers=same_origin(token))).status_code,
+            ]
+            return answers == [401] * 4
+
+        await eventually(refused_everywhere, within=5, what="every endpoint to refuse the disabled user")
+
+    await asyncio.sleep(
+        1
+    )  # waiting for something not to happen: a purchase wrongly let through would be ordered by now
     assert (await sale_state(production.config, goods_id)).orders == 0
     assert await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0)

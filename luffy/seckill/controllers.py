@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from luffy.cache import CACHE_STORE
 from luffy.db import session_scope
+from luffy.responses import error_responses
 from luffy.seckill.reservations import RedisReservations
 from luffy.seckill.schemas import (
     MAX_GOODS_ID,
@@ -36,102 +37,100 @@ from luffy.seckill.schemas import (
     QueuedReply,
     WaitingReply,
 )
-from luffy.seckill.services import (
-    SeckillGate,
-    make_gate,
-    publish_goods,
-    purchase_result,
-    purchase_status,
-    request_purchase,
-    request_purchase_now,
-)
-from luffy.tasks.seckill import purchase
+from luffy.seckill.services import SeckillDesk, make_gate, publish_goods
 from luffy.user.auth import REVOCATION_CHECKED_IN_HANDLER, AuthUser
 
 logger = logging.getLogger("luffy.seckill")
 
 
-async def _enqueue(task_id: str, goods_id: int, user_id: int) -> None:
-    await purchase.kicker().with_task_id(task_id).kiq(goods_id=goods_id, user_id=user_id)
-
-
-def _gate(state: State) -> SeckillGate:
-    return state.seckill_gate
+def _desk(state: State) -> SeckillDesk:
+    return state.seckill_desk
 
 
 class SeckillController(Controller):
+    """Mounted on the app's authenticated router: every request carries a token."""
+
     path = "/user/sckill"
     tags = ["seckill"]
-    dependencies = {"gate": Provide(_gate, sync_to_thread=False)}
+    dependencies = {"desk": Provide(_desk, sync_to_thread=False)}
 
     @post(
         "/",
         status_code=200,
         summary="Queue a flash-sale purchase",
         description="Answers 您正在排队 with a task_id once the order task is enqueued, or 101 with a reason at once.",
+        responses=error_responses(400, 401),
         opt={REVOCATION_CHECKED_IN_HANDLER: True},
     )
     async def purchase(
         self,
         request: Request[AuthUser, Token, Any],
         data: JSONBody[PurchaseRequest],
-        gate: NamedDependency[SeckillGate],
+        desk: NamedDependency[SeckillDesk],
     ) -> QueuedReply | FailedReply:
-        return await request_purchase(gate, data, request.user.id, _enqueue)
+        return await desk.request(data, request.user.id)
 
-    @get("/", summary="Poll a purchase: 100 ordered, 101 failed, 103 still queued, 102 unknown", cache=False)
+    @get(
+        "/",
+        summary="Poll a purchase: 100 ordered, 101 failed, 103 still queued, 102 unknown",
+        cache=False,
+        responses=error_responses(400, 401),
+    )
     async def outcome(
         self,
         request: Request[AuthUser, Token, Any],
-        gate: NamedDependency[SeckillGate],
+        desk: NamedDependency[SeckillDesk],
         task_id: Annotated[str, Parameter(min_length=1, max_length=TASK_ID_MAX_LENGTH)],
     ) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-        return await purchase_status(gate, purchase.broker.result_backend, task_id, request.user.id)
+        return await desk.status(task_id, request.user.id)
 
 
 class SeckillPageController(Controller):
-    """The original app's ``Seckill.vue``: one click buys what is on sale, then polls every 5 s."""
+    """The original app's ``Seckill.vue`` (on the authenticated router): one click buys, then it polls every 5 s."""
 
     path = "/user"
     tags = ["seckill"]
-    dependencies = {"gate": Provide(_gate, sync_to_thread=False)}
+    dependencies = {"desk": Provide(_desk, sync_to_thread=False)}
 
     @get(
         "/seckill",
         summary="Buy the goods on sale now (the one whose sale started last, or goods_id)",
         description="Answers 正在排队 with the task id in `id`; 400 当前没有秒杀活动 when nothing is on sale.",
         cache=False,
+        responses=error_responses(400, 401),
         opt={REVOCATION_CHECKED_IN_HANDLER: True},
     )
     async def buy_now(
         self,
         request: Request[AuthUser, Token, Any],
-        gate: NamedDependency[SeckillGate],
+        desk: NamedDependency[SeckillDesk],
         goods_id: Annotated[
             int | None, QueryParameter(ge=1, le=MAX_GOODS_ID, description="Buy this goods instead.")
         ] = None,
     ) -> PageQueuedReply | FailedReply:
-        return await request_purchase_now(gate, goods_id, request.user.id, _enqueue)
+        return await desk.request_now(goods_id, request.user.id)
 
     @get(
         "/get_result",
         summary="Poll a purchase: 100 ordered, 101 failed, 102 still queued (or unknown: keep polling)",
         cache=False,
+        responses=error_responses(400, 401),
     )
     async def result(
         self,
         request: Request[AuthUser, Token, Any],
-        gate: NamedDependency[SeckillGate],
+        desk: NamedDependency[SeckillDesk],
         task_id: Annotated[
             str, QueryParameter(name="id", min_length=1, max_length=TASK_ID_MAX_LENGTH, description="The task id.")
         ],
     ) -> OrderedReply | PageFailedReply | PageWaitingReply:
-        return await purchase_result(gate, purchase.broker.result_backend, task_id, request.user.id)
+        return await desk.result(task_id, request.user.id)
 
 
 @asynccontextmanager
 async def seckill_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Builds the gate; in production also copies goods Redis has not seen yet from the database."""
+    """Builds the gate and the desk (with the order queue ``luffy.app`` put in ``state.purchase_queue``);
+    in production also copies goods Redis has not seen yet from the database."""
     state = app.state
     gate = make_gate(
         redis=state.redis,
@@ -140,6 +139,7 @@ async def seckill_lifespan(app: Litestar) -> AsyncIterator[None]:
         owner_ttl_seconds=state.settings.result_ttl_seconds,
     )
     state.seckill_gate = gate
+    state.seckill_desk = SeckillDesk(gate, state.purchase_queue)
     if isinstance(gate, RedisReservations):
         try:
             async with session_scope(state.sqlalchemy_config) as session:

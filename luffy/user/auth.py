@@ -1,24 +1,28 @@
 """JWT authentication (Litestar's ``JWTAuth``), signed with ``LUFFY_SECRET_KEY``: every rule about tokens lives here.
 
-Where the token comes from (``token_from``): ``Authorization: Bearer <token>`` or
-``Authorization: jwt <token>`` (the original front end's djangorestframework-jwt prefix); without
-an ``Authorization`` header, the ``token`` cookie, but only on a request the browser marks
-``Sec-Fetch-Site: same-origin``. A browser sends cookies on cross-site requests too, so a cookie
-accepted from any other site would let that site act as the user (CSRF); ``Sec-Fetch-Site`` is set
-by the browser and cannot be forged by a page's script.
+Authentication is declared where it applies: ``luffy/app.py`` puts the protected controllers on a
+router that carries ``jwt_auth.middleware`` and its OpenAPI security requirement, and the public
+ones on routers without it.
 
-Who the token stands for (``_user_from_token``): the user id in the token, unless that user's
-tokens are revoked (``revocation.py``): a disabled or deleted user is refused on every protected
-route. A handler that checks the user itself says so with ``REVOCATION_CHECKED_IN_HANDLER`` in its
-``opt``, so the check is not made twice: ``/me`` reads the user row anyway, and the flash-sale
-purchases check inside the admission script, so that path keeps one Redis round trip.
+How a request presents its token is decided in one place, :func:`encoded_token`:
+``Authorization: Bearer <token>`` or ``Authorization: jwt <token>`` (the original front end's
+djangorestframework-jwt prefix); without an ``Authorization`` header, the ``token`` cookie, but only
+on a request the browser marks ``Sec-Fetch-Site: same-origin``. A browser sends cookies on
+cross-site requests too, so a cookie accepted from any other site would let that site act as the
+user (CSRF); ``Sec-Fetch-Site`` is set by the browser and cannot be forged by a page's script.
+
+Who the token stands for is decided in :func:`_user_from_token`: the user id in the token, unless
+that user's tokens are revoked (``revocation.py``): a disabled or deleted user is refused on every
+protected route. A handler that checks the user itself says so with
+``REVOCATION_CHECKED_IN_HANDLER`` in its ``opt``, so the check is not made twice: ``/me`` reads the
+user row anyway, and the flash-sale purchases check inside the admission script, so that path
+keeps one Redis round trip and no database query.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -45,12 +49,7 @@ from luffy.user.revocation import (
     revocations_in_use,
 )
 
-# Only these API paths need a token; everything else is public, as in the contract.
-PROTECTED_PATHS = r"^(?!/api/v1/user/(me|sckill|seckill|get_result)(/|$))"
-# Litestar guesses that a negative-lookahead exclude pattern "matches all paths" and warns at every
-# start; it doesn't (tests prove /me and /sckill answer 401 without a token), so the warning is noise.
-warnings.filterwarnings("ignore", message="Middleware 'LuffyJWTMiddleware' exclude pattern")
-
+AUTH_HEADER = "Authorization"
 AUTH_SCHEMES = frozenset({"bearer", "jwt"})
 TOKEN_COOKIE = "token"
 SAME_ORIGIN = "same-origin"
@@ -65,27 +64,26 @@ class AuthUser(msgspec.Struct, frozen=True):
     username: str
 
 
-def token_from(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The encoded JWT a request carries, by the rules in the module docstring; 401 when none."""
-    header = connection.headers.get("Authorization")
+def encoded_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The token a request presents, by the rules in the module docstring, or none."""
+    header = connection.headers.get(AUTH_HEADER)
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
-        if scheme.lower() not in AUTH_SCHEMES or not token:
-            raise NotAuthorizedException("Authorization must be 'Bearer <token>' or 'jwt <token>'")
-        return token
+        return token if scheme.lower() in AUTH_SCHEMES and token else None
     if connection.headers.get("Sec-Fetch-Site", "").strip().lower() == SAME_ORIGIN:
-        cookie = connection.cookies.get(TOKEN_COOKIE, "").strip()
-        if cookie:
-            return cookie
-    raise NotAuthorizedException("No JWT token found in the Authorization header or a same-origin cookie")
+        return connection.cookies.get(TOKEN_COOKIE, "").strip() or None
+    return None
 
 
-class LuffyJWTMiddleware(JWTAuthenticationMiddleware):
-    """Litestar's JWT middleware with Luffy's rules for where the token comes from."""
+class TokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware, reading the token through :func:`encoded_token`."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        return await self.authenticate_token(encoded_token=token_from(connection), connection=connection)
+        token = encoded_token(connection)
+        if token is None:
+            raise NotAuthorizedException("No JWT token found in the Authorization header or a same-origin cookie")
+        return await self.authenticate_token(encoded_token=token, connection=connection)
 
 
 async def _user_from_token(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser | None:
@@ -111,8 +109,8 @@ def make_jwt_auth(settings: Settings) -> JWTAuth[AuthUser, Token]:
         retrieve_user_handler=_user_from_token,
         token_secret=settings.secret_key,
         default_token_expiration=timedelta(seconds=settings.jwt_expiry_seconds),
-        exclude=[PROTECTED_PATHS],
-        authentication_middleware_class=LuffyJWTMiddleware,
+        auth_header=AUTH_HEADER,
+        authentication_middleware_class=TokenAuthenticationMiddleware,
         description=(
             "Authorization: Bearer <token> (or jwt <token>) from /api/v1/user/mobile/login/; "
             "a same-origin browser request without the header may carry it in the `token` cookie"

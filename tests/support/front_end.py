@@ -8,10 +8,11 @@ the page being served from the API's origin, ``Sec-Fetch-Site: same-origin``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
+
+from tests.support.waiting import eventually
 
 SECKILL = "/api/v1/user/seckill/"
 GET_RESULT = "/api/v1/user/get_result/"
@@ -32,14 +33,15 @@ class Browser:
         self.poll_seconds = poll_seconds
 
     async def poll_until_finished(self, path: str, params: dict[str, str], within_seconds: float) -> dict[str, Any]:
-        async with asyncio.timeout(within_seconds):
-            while True:
-                response = await self.client.get(path, params=params, headers=self.headers)
-                assert response.status_code == 200, response.text
-                reply = response.json()
-                if reply["code"] in FINISHED:
-                    return reply
-                await asyncio.sleep(self.poll_seconds)
+        """What the page's timer does: poll ``path`` until the reply's code is 100 or 101."""
+
+        async def finished() -> dict[str, Any] | None:
+            response = await self.client.get(path, params=params, headers=self.headers)
+            assert response.status_code == 200, response.text
+            reply: dict[str, Any] = response.json()
+            return reply if reply["code"] in FINISHED else None
+
+        return await eventually(finished, within=within_seconds, every=self.poll_seconds, what=f"{path} to finish")
 
     async def seckill_vue(self, *, within_seconds: float = 30) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """``Seckill.vue``'s click: the buy reply, and the final poll reply when the page polls."""

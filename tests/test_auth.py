@@ -5,6 +5,8 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from luffy.db import make_sqlalchemy_config
+from luffy.settings import Settings
 from luffy.user.auth import issue_token
 from tests.support.seckill_support import create_users
 
@@ -30,9 +32,11 @@ async def test_public_routes_ignore_a_bad_token_and_protected_ones_refuse_it(
 
 
 async def test_the_token_is_the_word_after_a_bearer_or_jwt_scheme(
-    client: AsyncTestClient[Litestar], app: Litestar
+    client: AsyncTestClient[Litestar], app: Litestar, settings: Settings
 ) -> None:
-    [user] = await create_users(app.state.sqlalchemy_config, 1)
+    config = make_sqlalchemy_config(settings)  # the test's own engine: the client runs the app on another loop
+    [user] = await create_users(config, 1)
+    await config.get_engine().dispose()
     token = issue_token(app.state.jwt_auth, user, "someone")
     for header in (f"Bearer {token}", f"jwt {token}"):
         reply = await client.get("/api/v1/user/sckill/", params={"task_id": "x"}, headers={"Authorization": header})

@@ -49,12 +49,12 @@ from luffy.user.revocation import (
     revocations_in_use,
 )
 
+MAX_USER_ID = 2**63 - 1  # the id column is a signed 64-bit integer
 AUTH_HEADER = "Authorization"
 AUTH_SCHEMES = frozenset({"bearer", "jwt"})
 TOKEN_COOKIE = "token"
 SAME_ORIGIN = "same-origin"
 REVOCATION_CHECKED_IN_HANDLER = "revocation_checked_in_handler"
-MAX_USER_ID = 2**63 - 1
 
 logger = logging.getLogger("luffy.auth")
 
@@ -92,7 +92,7 @@ async def _user_from_token(token: Token, connection: ASGIConnection[Any, Any, An
     except ValueError:
         return None
     if not 1 <= user_id <= MAX_USER_ID:
-        return None
+        return None  # correctly signed yet no user can have it: a 401, not a bigint overflow in SQL
     if not connection.route_handler.opt.get(REVOCATION_CHECKED_IN_HANDLER):
         revocations: Revocations = connection.app.state.revocations
         try:

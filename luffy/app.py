@@ -28,11 +28,11 @@ from luffy.http import API_MAX_BODY_BYTES, LuffyRequest, security_headers
 from luffy.media import media_router
 from luffy.order.controllers import CashierController, OrderController, PaymentController
 from luffy.responses import exception_handlers
-from luffy.seckill.controllers import SeckillController, seckill_lifespan
+from luffy.seckill.controllers import SeckillController, SeckillPageController, seckill_lifespan
 from luffy.settings import Settings, get_settings
 from luffy.tasks.seckill import PurchaseTaskQueue
 from luffy.tasks.sms import sms_enqueuer
-from luffy.user.auth import make_jwt_auth
+from luffy.user.auth import auth_lifespan, make_jwt_auth
 from luffy.user.controllers import CurrentUserController, UserController
 
 API_PREFIX = "/api/v1"
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Authentication is declared here, where it applies: only this router's routes need a token.
     authenticated = Router(
         path="/",
-        route_handlers=[CurrentUserController, SeckillController, OrderController],
+        route_handlers=[CurrentUserController, SeckillController, SeckillPageController, OrderController],
         middleware=[jwt_auth.middleware],
         security=[jwt_auth.security_requirement],
     )
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "purchase_queue": PurchaseTaskQueue(),
             }
         ),
-        lifespan=[_lifespan(settings, probe_engine), seckill_lifespan],
+        lifespan=[_lifespan(settings, probe_engine), auth_lifespan, seckill_lifespan],
         exception_handlers=exception_handlers,
         request_class=LuffyRequest,
         before_send=[security_headers(settings)],

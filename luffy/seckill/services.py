@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -36,13 +36,15 @@ from taskiq.exceptions import SendTaskError
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from luffy.db import session_scope
-from luffy.errors import InvalidInput, NotFound, Unavailable
+from luffy.errors import InvalidInput, NotAuthenticated, NotFound, Unavailable
 from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.reservations import (
     ABANDONED,
     ENDED,
+    NONE_ON_SALE,
     NOT_STARTED,
     QUEUED,
+    REVOKED,
     UNKNOWN,
     Admission,
     GoodsState,
@@ -52,17 +54,22 @@ from luffy.seckill.reservations import (
 )
 from luffy.seckill.schemas import (
     DUPLICATE,
+    FAILURE_REASONS,
     NOT_ACTIVE,
     ORDERED,
     SOLD_OUT,
     FailedReply,
     NotSucceededReply,
     OrderedReply,
+    PageFailedReply,
+    PageQueuedReply,
+    PageWaitingReply,
     PurchaseOutcome,
     PurchaseRequest,
     QueuedReply,
     WaitingReply,
 )
+from luffy.user.revocation import REVOKED_MSG, user_enabled
 
 logger = logging.getLogger("luffy.seckill")
 
@@ -90,7 +97,7 @@ class SeckillGate(Protocol):
 
 
 class DatabaseGate:
-    """Embedded mode: the goods are read from the database and the order task alone decides.
+    """Embedded mode: the buyer and the goods are read from the database and the order task alone decides.
 
     Sold-out is answered at once when the database already says so; a duplicate is found by the
     task (the unique constraint). Task owners are kept in the cache store, with the result's TTL.
@@ -104,10 +111,16 @@ class DatabaseGate:
     async def admit(
         self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
     ) -> Admission:
+        now_on_sale = name is None and goods_id is None
         async with session_scope(self.sqlalchemy_config) as session:
-            goods = await find_goods(session, name=name, goods_id=goods_id)
+            if not await user_enabled(session, user_id):
+                return Admission(status=REVOKED, goods_id=None)
+            if now_on_sale:
+                goods = await goods_on_sale_now(session, datetime.datetime.fromtimestamp(now, datetime.UTC))
+            else:
+                goods = await find_goods(session, name=name, goods_id=goods_id)
         if goods is None:
-            return Admission(status=UNKNOWN, goods_id=None)
+            return Admission(status=NONE_ON_SALE if now_on_sale else UNKNOWN, goods_id=None)
         closed = window_status(goods.start_time.timestamp(), _epoch(goods.end_time), now)
         if closed is not None:
             return Admission(status=closed, goods_id=goods.id)
@@ -147,6 +160,12 @@ class SeckillDesk:
 
     async def status(self, task_id: str, user_id: int) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
         return await purchase_status(self.gate, self.queue.results(), task_id, user_id)
+
+    async def request_now(self, goods_id: int | None, user_id: int) -> PageQueuedReply | FailedReply:
+        return await request_purchase_now(self.gate, goods_id, user_id, self.queue.enqueue)
+
+    async def result(self, task_id: str, user_id: int) -> OrderedReply | PageFailedReply | PageWaitingReply:
+        return await purchase_result(self.gate, self.queue.results(), task_id, user_id)
 
 
 def make_gate(
@@ -192,20 +211,20 @@ def _utcnow() -> datetime.datetime:
 WINDOW_MESSAGES = {NOT_STARTED: "秒杀尚未开始", ENDED: "秒杀已结束"}
 
 
-async def request_purchase(
-    gate: SeckillGate, request: PurchaseRequest, user_id: int, enqueue: Enqueue
-) -> QueuedReply | FailedReply:
-    """Admit the request and enqueue its order task; answer at once when the outcome is already certain."""
-    if (request.name is None) == (request.goods_id is None):
-        raise InvalidInput("请提供 name 或 goods_id 其中之一")
+async def _admit_and_enqueue(
+    gate: SeckillGate, *, name: str | None, goods_id: int | None, user_id: int, enqueue: Enqueue
+) -> str | FailedReply:
+    """Admit the request and enqueue its order task (returns its id), or the outcome already certain."""
     task_id = new_task_id()
     try:
-        admission = await gate.admit(
-            name=request.name, goods_id=request.goods_id, user_id=user_id, task_id=task_id, now=time.time()
-        )
+        admission = await gate.admit(name=name, goods_id=goods_id, user_id=user_id, task_id=task_id, now=time.time())
     except (RedisError, SQLAlchemyError, OSError) as exc:
         logger.warning("seckill admission unavailable: %s", type(exc).__name__)
         raise Unavailable("秒杀服务暂不可用，请稍后再试") from exc
+    if admission.status == REVOKED:
+        raise NotAuthenticated(REVOKED_MSG)
+    if admission.status == NONE_ON_SALE:
+        raise InvalidInput("当前没有秒杀活动")
     if admission.status == UNKNOWN or admission.goods_id is None:
         raise NotFound("秒杀商品不存在")
     if admission.status in WINDOW_MESSAGES:
@@ -218,32 +237,87 @@ async def request_purchase(
         logger.warning("seckill task %s not enqueued (%s); its reservation is given back", task_id, exc)
         await abandon_purchase(gate, admission.goods_id, task_id)
         raise Unavailable("排队服务暂不可用，请稍后再试") from exc
-    return QueuedReply(task_id=task_id)
+    return task_id
+
+
+async def request_purchase(
+    gate: SeckillGate, request: PurchaseRequest, user_id: int, enqueue: Enqueue
+) -> QueuedReply | FailedReply:
+    """``POST user/sckill/``: the goods named or given by id."""
+    if (request.name is None) == (request.goods_id is None):
+        raise InvalidInput("请提供 name 或 goods_id 其中之一")
+    queued = await _admit_and_enqueue(
+        gate, name=request.name, goods_id=request.goods_id, user_id=user_id, enqueue=enqueue
+    )
+    return queued if isinstance(queued, FailedReply) else QueuedReply(task_id=queued)
+
+
+async def request_purchase_now(
+    gate: SeckillGate, goods_id: int | None, user_id: int, enqueue: Enqueue
+) -> PageQueuedReply | FailedReply:
+    """``GET user/seckill/`` (the original ``Seckill.vue``): the goods on sale now, or ``goods_id``."""
+    queued = await _admit_and_enqueue(gate, name=None, goods_id=goods_id, user_id=user_id, enqueue=enqueue)
+    return queued if isinstance(queued, FailedReply) else PageQueuedReply(id=queued)
+
+
+UNKNOWN_TASK = "unknown_task"
+WAITING = "waiting"
+TASK_FAILED: Final = "failed"
+
+
+async def _task_outcome(
+    gate: SeckillGate, results: AsyncResultBackend[Any], task_id: str, user_id: int
+) -> PurchaseOutcome | str:
+    """The settled outcome of ``user_id``'s task, else ``UNKNOWN_TASK``, ``WAITING`` or ``TASK_FAILED``.
+
+    Another user's task is indistinguishable from an unknown one.
+    """
+    try:
+        if await gate.owner(task_id) != user_id:
+            return UNKNOWN_TASK
+        if not await results.is_result_ready(task_id):
+            return WAITING
+        result = await results.get_result(task_id)
+    except (ResultIsMissingError, KeyError):
+        return UNKNOWN_TASK
+    except (RedisError, OSError) as exc:
+        raise Unavailable("秒杀服务暂不可用，请稍后再试") from exc
+    value = result.return_value
+    if result.is_err or not isinstance(value, dict) or value.get("outcome") not in (ORDERED, *FAILURE_REASONS):
+        return TASK_FAILED
+    order_no = value.get("order_no")
+    return PurchaseOutcome(outcome=value["outcome"], order_no=None if order_no is None else str(order_no))
 
 
 async def purchase_status(
     gate: SeckillGate, results: AsyncResultBackend[Any], task_id: str, user_id: int
 ) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-    """The contract's poll answer; another user's (or an unknown) task is indistinguishable from none."""
-    try:
-        if await gate.owner(task_id) != user_id:
-            return NotSucceededReply()
-        if not await results.is_result_ready(task_id):
-            return WaitingReply()
-        result = await results.get_result(task_id)
-    except (ResultIsMissingError, KeyError):
+    """``GET user/sckill/?task_id=``: the contract's poll answer (102 for unknown, another user's or failed)."""
+    outcome = await _task_outcome(gate, results, task_id, user_id)
+    if outcome == WAITING:
+        return WaitingReply()
+    if not isinstance(outcome, PurchaseOutcome):
         return NotSucceededReply()
-    except (RedisError, OSError) as exc:
-        raise Unavailable("秒杀服务暂不可用，请稍后再试") from exc
-    value = result.return_value
-    if result.is_err or not isinstance(value, dict):
-        return NotSucceededReply()
-    outcome = value.get("outcome")
-    if outcome == ORDERED:
-        return OrderedReply(order_no=str(value.get("order_no")))
-    if outcome in (SOLD_OUT, DUPLICATE, NOT_ACTIVE):
-        return FailedReply(reason=outcome)
-    return NotSucceededReply()
+    if outcome.outcome == ORDERED:
+        return OrderedReply(order_no=str(outcome.order_no))
+    return FailedReply(reason=outcome.outcome)  # type: ignore[arg-type]
+
+
+async def purchase_result(
+    gate: SeckillGate, results: AsyncResultBackend[Any], task_id: str, user_id: int
+) -> OrderedReply | PageFailedReply | PageWaitingReply:
+    """``GET user/get_result/?id=`` as ``Seckill.vue`` expects: it polls on 102, so unknown ids are 102 too.
+
+    A task that failed for good is 101 (``reason: failed``): 102 would keep the page polling forever.
+    """
+    outcome = await _task_outcome(gate, results, task_id, user_id)
+    if outcome in (WAITING, UNKNOWN_TASK):
+        return PageWaitingReply()
+    if not isinstance(outcome, PurchaseOutcome):
+        return PageFailedReply(reason=TASK_FAILED)
+    if outcome.outcome == ORDERED:
+        return OrderedReply(order_no=str(outcome.order_no))
+    return PageFailedReply(reason=outcome.outcome)  # type: ignore[arg-type]
 
 
 # --- the order task ------------------------------------------------------------------------------
@@ -420,6 +494,12 @@ async def find_goods(session: AsyncSession, *, name: str | None, goods_id: int |
     """Visible goods by id (when given) or by name."""
     lookup = SeckillGoods.id == goods_id if goods_id is not None else SeckillGoods.name == name
     return await session.scalar(select(SeckillGoods).where(lookup, *_LISTED))
+
+
+async def goods_on_sale_now(session: AsyncSession, now: datetime.datetime) -> SeckillGoods | None:
+    """The goods on sale at ``now`` whose sale started last (then the highest id), as the Redis script picks."""
+    query = select(SeckillGoods).where(*_on_sale(now)).order_by(SeckillGoods.start_time.desc(), SeckillGoods.id.desc())
+    return await session.scalar(query.limit(1))
 
 
 async def load_goods(

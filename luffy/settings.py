@@ -27,6 +27,10 @@ TENCENT_REQUIRED = (
     "TENCENT_TEMPLATE_ID",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_TASK_OUTAGE_SECONDS = 120
+# A task waiting out an outage holds its message for the budget plus one last attempt, which may
+# take up to the database connect timeout (luffy.db.CONNECT_TIMEOUT_SECONDS); redelivery must come later.
+OUTAGE_REDELIVERY_MARGIN_SECONDS = 5
 
 
 class SettingsError(ValueError):
@@ -49,6 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[str, ...]
     log_level: str
     db_pool_size: int
+    db_pool_timeout_seconds: float
     db_echo: bool
 
     banner_count: int
@@ -56,6 +61,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     result_ttl_seconds: int
     task_redelivery_seconds: int
+    task_outage_seconds: int
     task_stream_maxlen: int
     worker_shutdown_seconds: int
 
@@ -225,6 +231,28 @@ def _embedded_secret(data_dir: Path) -> str:
     return key
 
 
+def _outage_budget(read: _Reader, redelivery_seconds: int) -> int:
+    """How long tasks wait out a database outage; it must end before their message is redelivered.
+
+    A task waiting out an outage keeps its message unacknowledged; were it still waiting when
+    ``LUFFY_TASK_REDELIVERY_SECONDS`` ran out, a second worker would run the same message. Left
+    unset, the budget shrinks to fit the redelivery time; set explicitly, a budget that does not
+    fit is refused.
+    """
+    longest = max(redelivery_seconds - OUTAGE_REDELIVERY_MARGIN_SECONDS, 0)
+    if read.raw("TASK_OUTAGE_SECONDS") is None:
+        return min(DEFAULT_TASK_OUTAGE_SECONDS, longest)
+    budget = read.integer("TASK_OUTAGE_SECONDS", DEFAULT_TASK_OUTAGE_SECONDS, minimum=0, maximum=86_400)
+    if budget > longest:
+        raise SettingsError(
+            "LUFFY_TASK_OUTAGE_SECONDS",
+            f"{budget} s would outlast LUFFY_TASK_REDELIVERY_SECONDS={redelivery_seconds} (a message still being "
+            f"retried would be delivered a second time); keep it at most the redelivery time minus "
+            f"{OUTAGE_REDELIVERY_MARGIN_SECONDS} s ({longest}), or raise LUFFY_TASK_REDELIVERY_SECONDS",
+        )
+    return budget
+
+
 def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
     """Build the settings from ``environ`` (default: ``os.environ`` over ``./.env``)."""
     if environ is None:
@@ -258,6 +286,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
     proxies = tuple(host.strip() for host in read.text("TRUSTED_PROXIES", "").split(",") if host.strip())
     for host in proxies:
         _check_proxy(host)
+    redelivery_seconds = read.integer("TASK_REDELIVERY_SECONDS", 180, minimum=1, maximum=86_400)
 
     return Settings(
         data_dir=data_dir,
@@ -271,11 +300,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | No
         trusted_proxies=proxies,
         log_level=read.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
         db_pool_size=read.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
+        db_pool_timeout_seconds=read.number("DB_POOL_TIMEOUT_SECONDS", 5.0),
         db_echo=read.flag("DB_ECHO", False),
         banner_count=read.integer("BANNER_COUNT", 3, minimum=1, maximum=100),
         banner_refresh_seconds=read.integer("BANNER_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),
         result_ttl_seconds=read.integer("RESULT_TTL_SECONDS", 3_600, minimum=10, maximum=30 * 86_400),
-        task_redelivery_seconds=read.integer("TASK_REDELIVERY_SECONDS", 60, minimum=1, maximum=86_400),
+        task_redelivery_seconds=redelivery_seconds,
+        task_outage_seconds=_outage_budget(read, redelivery_seconds),
         task_stream_maxlen=read.integer("TASK_STREAM_MAXLEN", 100_000, minimum=1_000, maximum=100_000_000),
         worker_shutdown_seconds=read.integer("WORKER_SHUTDOWN_SECONDS", 30, minimum=1, maximum=3_600),
         sms_provider=sms_provider,

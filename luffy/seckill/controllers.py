@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any
 
 from litestar import Controller, Litestar, Request, get, post
@@ -27,7 +28,16 @@ from luffy.seckill.schemas import (
     QueuedReply,
     WaitingReply,
 )
-from luffy.seckill.services import SeckillGate, make_gate, publish_goods, purchase_status, request_purchase
+from luffy.seckill.services import (
+    Restore,
+    SeckillGate,
+    make_gate,
+    order_of_task,
+    publish_goods,
+    purchase_status,
+    request_purchase,
+    restore_lost_state,
+)
 from luffy.tasks.seckill import purchase
 from luffy.user.auth import AuthUser
 
@@ -59,7 +69,11 @@ class SeckillController(Controller):
         data: JSONBody[PurchaseRequest],
         gate: NamedDependency[SeckillGate],
     ) -> QueuedReply | FailedReply:
-        return await request_purchase(gate, data, request.user.id, _enqueue)
+        state = request.app.state
+        restore: Restore | None = None
+        if isinstance(gate, RedisReservations):
+            restore = partial(restore_lost_state, gate, state.sqlalchemy_config)
+        return await request_purchase(gate, data, request.user.id, _enqueue, restore)
 
     @get("/", summary="Poll a purchase: 100 ordered, 101 failed, 103 still queued, 102 unknown", cache=False)
     async def outcome(
@@ -68,7 +82,8 @@ class SeckillController(Controller):
         gate: NamedDependency[SeckillGate],
         task_id: Annotated[str, Parameter(min_length=1, max_length=TASK_ID_MAX_LENGTH)],
     ) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-        return await purchase_status(gate, purchase.broker.result_backend, task_id, request.user.id)
+        find_order = partial(order_of_task, request.app.state.sqlalchemy_config)
+        return await purchase_status(gate, purchase.broker.result_backend, task_id, request.user.id, find_order)
 
 
 @asynccontextmanager

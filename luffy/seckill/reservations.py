@@ -7,6 +7,10 @@ Per goods ``G`` (keys under ``luffy:seckill:``):
 - ``buyers:G``   set: users holding a reservation or an order
 - ``pending:G``  hash: task id -> ``user:admitted_at``, reservations whose order task has not settled
 - ``names``      hash: goods name -> id;  ``task:T``: the user who owns task ``T`` (expires)
+- ``loaded``     set once every goods on sale has been copied from the database. Redis that
+                 restarted empty (no persistence) or failed over to a lagging replica lacks it:
+                 admission then answers ``lost`` instead of taking an empty Redis for "no such
+                 goods" or "sold out", until the state is rebuilt (``luffy.seckill.services``).
 
 While no task is in flight, ``stock`` equals the database's stock; in general
 ``stock + len(pending) == database stock`` and ``buyers == order users | pending users``.
@@ -22,9 +26,12 @@ from decimal import Decimal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
 
 PREFIX = "luffy:seckill:"
 NAMES_KEY = PREFIX + "names"
+LOADED_KEY = PREFIX + "loaded"
+REBUILD_LOCK_KEY = PREFIX + "rebuilding"
 BUYERS_PER_CALL = 1_000
 
 QUEUED = "queued"
@@ -33,10 +40,13 @@ NOT_STARTED = "not_started"
 ENDED = "ended"
 # A reservation whose task failed or was never enqueued: the unit goes back, the user may try again.
 ABANDONED = "abandoned"
+# Redis has lost the sale's state (see ``loaded``); nobody is admitted until it is rebuilt.
+LOST = "lost"
 
 _ADMIT = """
 local prefix, by, ref, user, task_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, owner_ttl = tonumber(ARGV[6]), ARGV[7]
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'lost', ''} end
 local id = ref
 if by == 'name' then
   id = redis.call('HGET', KEYS[1], ref)
@@ -170,7 +180,7 @@ class RedisReservations:
         """Take one unit for ``user_id`` if any is left and they hold none, and record the task's owner."""
         by, ref = ("id", str(goods_id)) if goods_id is not None else ("name", name or "")
         status, found = await self._admit(
-            keys=[NAMES_KEY], args=[PREFIX, by, ref, user_id, task_id, repr(now), self.owner_ttl_seconds]
+            keys=[NAMES_KEY, LOADED_KEY], args=[PREFIX, by, ref, user_id, task_id, repr(now), self.owner_ttl_seconds]
         )
         found_id = _text(found)
         return Admission(status=_text(status), goods_id=int(found_id) if found_id else None)
@@ -202,6 +212,14 @@ class RedisReservations:
         ]
         stock = await self._sync(keys=[NAMES_KEY], args=args)
         return None if stock == -1 else int(stock)
+
+    async def mark_loaded(self, now: float) -> None:
+        """Every goods on sale is in Redis now: admissions may go ahead."""
+        await self.redis.set(LOADED_KEY, repr(now))
+
+    def rebuild_lock(self, timeout_seconds: float) -> Lock:
+        """The lock one process holds while it rebuilds lost state (redis-py's, expiring if that process dies)."""
+        return self.redis.lock(REBUILD_LOCK_KEY, timeout=timeout_seconds, blocking=False)
 
     async def remove(self, goods_id: int) -> None:
         await self._remove(keys=[NAMES_KEY], args=[PREFIX, goods_id])

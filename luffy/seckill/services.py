@@ -27,7 +27,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.stores.base import Store
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import ColumnElement, Update, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,10 +36,12 @@ from taskiq.exceptions import SendTaskError
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from luffy.db import session_scope
+from luffy.errors import Unavailable
 from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.reservations import (
     ABANDONED,
     ENDED,
+    LOST,
     NOT_STARTED,
     QUEUED,
     UNKNOWN,
@@ -66,8 +68,13 @@ from luffy.seckill.schemas import (
 logger = logging.getLogger("luffy.seckill")
 
 ORDER_CREATED = "created"
+# Reservations older than this are taken as lost when Redis's state is rebuilt (as ``luffy seckill reconcile``).
+RESERVATION_STALE_AFTER_SECONDS = 600
+REBUILD_LOCK_SECONDS = 60
 MAX_PRICE = Decimal("999999.99")
 Enqueue = Callable[[str, int, int], Awaitable[Any]]
+Restore = Callable[[], Awaitable[bool]]
+FindOrder = Callable[[str], Awaitable[SeckillOrder | None]]
 
 
 class SeckillError(ValueError):
@@ -166,19 +173,31 @@ WINDOW_MESSAGES = {NOT_STARTED: "秒杀尚未开始", ENDED: "秒杀已结束"}
 
 
 async def request_purchase(
-    gate: SeckillGate, request: PurchaseRequest, user_id: int, enqueue: Enqueue
+    gate: SeckillGate, request: PurchaseRequest, user_id: int, enqueue: Enqueue, restore: Restore | None = None
 ) -> QueuedReply | FailedReply:
-    """Admit the request and enqueue its order task; answer at once when the outcome is already certain."""
+    """Admit the request and enqueue its order task; answer at once when the outcome is already certain.
+
+    When Redis has lost the sale's state, ``restore`` rebuilds it (in one process at a time);
+    until it is back every request is 503, never a wrong ``sold_out`` or 404.
+    """
     if (request.name is None) == (request.goods_id is None):
         raise ClientException("请提供 name 或 goods_id 其中之一")
     task_id = new_task_id()
-    try:
-        admission = await gate.admit(
+
+    async def admit() -> Admission:
+        return await gate.admit(
             name=request.name, goods_id=request.goods_id, user_id=user_id, task_id=task_id, now=time.time()
         )
+
+    try:
+        admission = await admit()
+        if admission.status == LOST and restore is not None and await restore():
+            admission = await admit()
     except (RedisError, SQLAlchemyError, OSError) as exc:
         logger.warning("seckill admission unavailable: %s", type(exc).__name__)
         raise ServiceUnavailableException("秒杀服务暂不可用，请稍后再试") from exc
+    if admission.status == LOST:
+        raise Unavailable("秒杀服务正在恢复，请稍后再试", retry_after=1)
     if admission.status == UNKNOWN or admission.goods_id is None:
         raise NotFoundException("秒杀商品不存在")
     if admission.status in WINDOW_MESSAGES:
@@ -195,17 +214,35 @@ async def request_purchase(
 
 
 async def purchase_status(
-    gate: SeckillGate, results: AsyncResultBackend[Any], task_id: str, user_id: int
+    gate: SeckillGate,
+    results: AsyncResultBackend[Any],
+    task_id: str,
+    user_id: int,
+    find_order: FindOrder | None = None,
 ) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-    """The contract's poll answer; another user's (or an unknown) task is indistinguishable from none."""
+    """The contract's poll answer; another user's (or an unknown) task is indistinguishable from none.
+
+    A task Redis no longer knows (its owner or result lost with Redis's data) is looked up in
+    the database through ``find_order``: an order written by that task for this user is still 100.
+    """
+
+    async def from_database() -> OrderedReply | NotSucceededReply:
+        order = await find_order(task_id) if find_order is not None else None
+        if order is not None and order.user_id == user_id:
+            return OrderedReply(order_no=order.order_no)
+        return NotSucceededReply()
+
     try:
-        if await gate.owner(task_id) != user_id:
+        owner = await gate.owner(task_id)
+        if owner is None:
+            return await from_database()
+        if owner != user_id:
             return NotSucceededReply()
         if not await results.is_result_ready(task_id):
             return WaitingReply()
         result = await results.get_result(task_id)
     except (ResultIsMissingError, KeyError):
-        return NotSucceededReply()
+        return await from_database()
     except (RedisError, OSError) as exc:
         raise ServiceUnavailableException("秒杀服务暂不可用，请稍后再试") from exc
     value = result.return_value
@@ -236,6 +273,33 @@ async def complete_purchase(
         # ``luffy seckill reconcile``, which counts it correctly either way.
         logger.warning("seckill task %s ordered, but its reservation could not be settled in Redis", task_id)
     return outcome
+
+
+async def order_of_task(sqlalchemy_config: SQLAlchemyAsyncConfig, task_id: str) -> SeckillOrder | None:
+    """The order written by order task ``task_id``, if any."""
+    async with session_scope(sqlalchemy_config) as session:
+        return await session.scalar(select(SeckillOrder).where(SeckillOrder.task_id == task_id))
+
+
+async def restore_lost_state(reservations: RedisReservations, sqlalchemy_config: SQLAlchemyAsyncConfig) -> bool:
+    """Rebuild Redis's sale state from the database, as ``reconcile`` does; ``True`` once it is complete.
+
+    One process does it, under a Redis lock; any other returns ``False`` at once (its callers
+    answer 503 until the state is back). Reservations still in flight are kept.
+    """
+    lock = reservations.rebuild_lock(REBUILD_LOCK_SECONDS)
+    if not await lock.acquire():
+        return False
+    try:
+        async with session_scope(sqlalchemy_config) as session:
+            await reconcile(session, reservations, stale_after_seconds=RESERVATION_STALE_AFTER_SECONDS)
+        logger.warning("seckill: Redis had lost the sale state (restarted empty?); rebuilt it from the database")
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            logger.warning("seckill: the rebuild outlasted its %d s lock", REBUILD_LOCK_SECONDS)
+    return True
 
 
 async def abandon_purchase(gate: SeckillGate, goods_id: int, task_id: str) -> None:
@@ -481,10 +545,15 @@ async def publish_goods(
     only_if_missing: bool = False,
     stale_before: float = 0.0,
 ) -> list[GoodsState]:
-    """Copy goods from the database to Redis (all on sale, or ``goods_ids``); returns what was read."""
+    """Copy goods from the database to Redis (all on sale, or ``goods_ids``); returns what was read.
+
+    Copying all of them marks Redis's sale state complete, so admissions may go ahead.
+    """
     states = await goods_states(session, goods_ids)
     for state in states:
         await reservations.sync(state, only_if_missing=only_if_missing, stale_before=stale_before)
+    if goods_ids is None:
+        await reservations.mark_loaded(time.time())
     return states
 
 

@@ -43,6 +43,7 @@ from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 from luffy.cache import make_cache_store
 from luffy.db import make_sqlalchemy_config
 from luffy.settings import Settings, get_settings
+from luffy.tasks.outage import outage_breaker
 
 QUEUES = ("default", "sms", "seckill")
 STREAM_PREFIX = "luffy:queue:"
@@ -66,6 +67,9 @@ logger = logging.getLogger("luffy.tasks")
 class ReclaimingStreamBroker(RedisStreamBroker):
     """taskiq-redis's stream broker, made to redeliver on a quiet queue and to free acknowledged entries.
 
+    While a task of this process waits out a database outage (``luffy.tasks.outage``) the loop
+    reads nothing, so queued work stays in the stream for when the database is back.
+
     taskiq-redis 1.2 runs XAUTOCLAIM only after a read that returned new messages, so a task left
     unacknowledged by a killed worker would wait for unrelated traffic. Here every pass of the read
     loop (at most ``xread_block`` ms apart) claims messages idle for longer than ``idle_timeout``.
@@ -88,6 +92,7 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                 reader = asyncio.current_task()
                 if reader is not None and reader.cancelling():
                     raise asyncio.CancelledError
+                await outage_breaker.wait_for_intake()
                 try:
                     fetched = await redis.xreadgroup(
                         self.consumer_group_name,
@@ -299,6 +304,7 @@ class QueueBroker(AsyncBroker):
             cache_store = make_cache_store(settings)
             await self._resources.enter_async_context(cache_store)
             self._resources.push_async_callback(sqlalchemy_config.get_engine().dispose)
+        outage_breaker.budget_seconds = settings.task_outage_seconds
         self.state.settings = settings
         self.state.sqlalchemy_config = sqlalchemy_config
         self.state.cache_store = cache_store

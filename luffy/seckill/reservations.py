@@ -58,6 +58,8 @@ if not info[1] then return {'unknown', id} end
 if now < tonumber(info[1]) then return {'not_started', id} end
 if info[2] ~= '' and now > tonumber(info[2]) then return {'ended', id} end
 local buyers = prefix .. 'buyers:' .. id
+-- Run twice for one task (a client retry after a lost reply): the reservation already stands.
+if redis.call('HEXISTS', prefix .. 'pending:' .. id, task_id) == 1 then return {'queued', id} end
 if redis.call('SISMEMBER', buyers, user) == 1 then return {'duplicate', id} end
 if tonumber(info[3]) <= 0 then return {'sold_out', id} end
 redis.call('HINCRBY', goods, 'stock', -1)

@@ -40,7 +40,7 @@ from taskiq.serializers import JSONSerializer
 from taskiq.utils import maybe_awaitable
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
-from luffy.cache import make_cache_store
+from luffy.cache import make_cache_store, reconnect_once
 from luffy.db import make_sqlalchemy_config
 from luffy.settings import Settings, get_settings
 from luffy.tasks.outage import outage_breaker
@@ -261,6 +261,7 @@ class QueueBroker(AsyncBroker):
                 unacknowledged_batch_size=RECLAIM_BATCH,
                 socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
                 health_check_interval=30,
+                **reconnect_once(),
             )
             self.result_backend = RedisAsyncResultBackend(
                 redis_url=settings.redis_url,
@@ -268,6 +269,7 @@ class QueueBroker(AsyncBroker):
                 prefix_str=RESULT_PREFIX,
                 serializer=JSONSerializer(),
                 socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+                **reconnect_once(),
             )
         self._resources = AsyncExitStack()
         if self.runs_tasks:

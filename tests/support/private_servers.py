@@ -9,7 +9,6 @@ clients configured with its URL find it again.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -17,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import redis
 
 from tests.support.services import ServiceUnavailable, free_port
@@ -66,7 +64,16 @@ class PrivatePostgres:
         if created.returncode != 0:
             raise ServiceUnavailable(f"initdb failed: {created.stderr.strip()}")
         self.start()
-        asyncio.run(self._create_database())
+        created = subprocess.run(
+            [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE, DATABASE],
+            env={**os.environ, "PGPASSWORD": PASSWORD},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        if created.returncode != 0:
+            raise ServiceUnavailable(f"createdb failed: {created.stderr.strip()}")
 
     @property
     def url(self) -> str:
@@ -83,15 +90,6 @@ class PrivatePostgres:
     def stop(self) -> None:
         """A fast shutdown: sessions are ended (admin shutdown), new connections refused."""
         _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    async def _create_database(self) -> None:
-        connection = await asyncpg.connect(
-            host="127.0.0.1", port=self.port, user=ROLE, password=PASSWORD, database="postgres"
-        )
-        try:
-            await connection.execute(f"CREATE DATABASE {DATABASE}")
-        finally:
-            await connection.close()
 
     def destroy(self) -> None:
         self.stop()

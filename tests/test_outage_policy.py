@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from luffy.outages import is_outage, is_transient_database_error
 from luffy.seckill.reservations import LOST, QUEUED, UNKNOWN, GoodsState, RedisReservations
-from luffy.settings import SettingsError, load_settings
+from luffy.settings import Settings, SettingsError, load_settings
 from luffy.tasks.outage import outage_breaker, waits_out_outages
+from tests.conftest import truncate_all
+from tests.support.seckill_support import running
 
 SECRET = "s" * 40
 
@@ -196,3 +200,23 @@ async def test_admitting_one_task_twice_keeps_its_reservation_and_takes_one_unit
         admission = await reservations.admit(name=None, goods_id=7, user_id=1, task_id="t", now=time.time())
         assert admission.status == QUEUED
     assert (await reservations.state([7]))[7].stock == 2
+
+
+async def test_an_exhausted_database_pool_answers_503_after_the_bounded_wait(
+    postgres_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    from luffy.app import create_app
+
+    await truncate_all(postgres_url)
+    app = create_app(make_settings(postgres_url, LUFFY_DB_POOL_SIZE="1", LUFFY_DB_POOL_TIMEOUT_SECONDS="0.3"))
+    transport = httpx.ASGITransport(app=app)
+    async with running(app), httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
+        async with app.state.sqlalchemy_config.get_engine().connect() as held:
+            await held.execute(text("SELECT 1"))
+            started = time.monotonic()
+            response = await client.get("/api/v1/course/actual/")
+            assert time.monotonic() - started < 2
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert response.json()["code"] == 888
+        assert (await client.get("/api/v1/course/actual/")).status_code == 200

@@ -219,6 +219,9 @@ class RedisReservations:
         """Every goods on sale is in Redis now: admissions may go ahead."""
         await self.redis.set(LOADED_KEY, repr(now))
 
+    async def is_loaded(self) -> bool:
+        return bool(await self.redis.exists(LOADED_KEY))
+
     def rebuild_lock(self, timeout_seconds: float) -> Lock:
         """The lock one process holds while it rebuilds lost state (redis-py's, expiring if that process dies)."""
         return self.redis.lock(REBUILD_LOCK_KEY, timeout=timeout_seconds, blocking=False)

@@ -571,6 +571,12 @@ async def reconcile(session: AsyncSession, reservations: RedisReservations, *, s
     return removed
 
 
+async def complete_sale_state(session: AsyncSession, reservations: RedisReservations) -> None:
+    """Rebuild Redis's sale state as ``reconcile`` does, unless it is already complete (a fresh or emptied Redis)."""
+    if not await reservations.is_loaded():
+        await reconcile(session, reservations, stale_after_seconds=RESERVATION_STALE_AFTER_SECONDS)
+
+
 class StockReport(msgspec.Struct, frozen=True):
     """One goods as the database and (in production) Redis see it."""
 

@@ -31,10 +31,11 @@ services:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 
-# Lint and check formatting
+# Lint, check formatting and type-check luffy/ (mypy, configured in pyproject.toml)
 lint:
     ruff check .
     ruff format --check .
+    mypy
 
 # Load benchmarks (PostgreSQL, production server settings); results in bench/results.md
 bench:

@@ -29,7 +29,7 @@ import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,8 +40,7 @@ MAX_DELAY_SECONDS = 5.0
 
 logger = logging.getLogger("luffy.tasks.outage")
 
-P = ParamSpec("P")
-R = TypeVar("R")
+TaskFunction = TypeVar("TaskFunction", bound=Callable[..., Awaitable[Any]])
 
 
 class OutageBreaker:
@@ -124,11 +123,11 @@ async def _reset_sessions(sessions: list[AsyncSession]) -> None:
                 raise
 
 
-def waits_out_outages(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def waits_out_outages(function: TaskFunction) -> TaskFunction:
     """Run ``function`` again while the database is away, for up to the outage budget (see the module)."""
 
     @functools.wraps(function)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
         sessions = [value for value in (*args, *kwargs.values()) if isinstance(value, AsyncSession)]
         breaker = outage_breaker
         loop = asyncio.get_running_loop()
@@ -162,4 +161,4 @@ def waits_out_outages(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaita
             if deadline is not None:
                 breaker.stopped_waiting(recovered=reached)
 
-    return wrapper
+    return cast("TaskFunction", wrapper)

@@ -145,6 +145,8 @@ def waits_out_outages(function: TaskFunction) -> TaskFunction:
                         reached = True
                         raise
                     await _reset_sessions(sessions)
+                    if breaker.budget_seconds <= 0:
+                        raise
                     if deadline is None:
                         deadline = loop.time() + breaker.budget_seconds
                         breaker.started_waiting()

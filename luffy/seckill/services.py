@@ -143,22 +143,33 @@ class PurchaseQueue(Protocol):
     def results(self) -> AsyncResultBackend[Any]: ...
 
 
+class SaleDatabase:
+    """The database behind the desk: where a task's order is found and lost Redis state is rebuilt from.
+
+    A plain class, not a dataclass field of type ``SQLAlchemyAsyncConfig``: Litestar converts the
+    desk dependency with msgspec, which would otherwise walk the config's own annotations.
+    """
+
+    def __init__(self, sqlalchemy_config: SQLAlchemyAsyncConfig) -> None:
+        self.sqlalchemy_config = sqlalchemy_config
+
+
 @dataclass(frozen=True)
 class SeckillDesk:
     """What the API's flash-sale endpoints need: the gate that admits buyers and the order queue."""
 
     gate: SeckillGate
     queue: PurchaseQueue
-    sqlalchemy_config: SQLAlchemyAsyncConfig
+    database: SaleDatabase
 
     async def request(self, request: PurchaseRequest, user_id: int) -> QueuedReply | FailedReply:
         restore = None
         if isinstance(self.gate, RedisReservations):
-            restore = partial(restore_lost_state, self.gate, self.sqlalchemy_config)
+            restore = partial(restore_lost_state, self.gate, self.database.sqlalchemy_config)
         return await request_purchase(self.gate, request, user_id, self.queue.enqueue, restore)
 
     async def status(self, task_id: str, user_id: int) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-        find_order = partial(order_of_task, self.sqlalchemy_config)
+        find_order = partial(order_of_task, self.database.sqlalchemy_config)
         return await purchase_status(self.gate, self.queue.results(), task_id, user_id, find_order)
 
 

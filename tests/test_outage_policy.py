@@ -35,6 +35,7 @@ def production(tmp_path: Path, **env: str) -> dict[str, str]:
         "LUFFY_DATA_DIR": str(tmp_path),
         "LUFFY_REDIS_URL": "redis://localhost:6379/0",
         "LUFFY_SECRET_KEY": SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
         **env,
     }
 

@@ -64,6 +64,13 @@ class PrivatePostgres:
         if created.returncode != 0:
             raise ServiceUnavailable(f"initdb failed: {created.stderr.strip()}")
         self.start()
+        try:
+            self._create_database()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _create_database(self) -> None:
         created = subprocess.run(
             [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE, DATABASE],
             env={**os.environ, "PGPASSWORD": PASSWORD},

@@ -27,11 +27,11 @@ from luffy.home.services import CacheOutage
 from luffy.http import API_MAX_BODY_BYTES, LuffyRequest, security_headers
 from luffy.media import media_router
 from luffy.responses import exception_handlers
-from luffy.seckill.controllers import SeckillController, seckill_lifespan
+from luffy.seckill.controllers import SeckillController, SeckillPageController, seckill_lifespan
 from luffy.settings import Settings, get_settings
 from luffy.tasks.seckill import PurchaseTaskQueue
 from luffy.tasks.sms import sms_enqueuer
-from luffy.user.auth import make_jwt_auth
+from luffy.user.auth import auth_lifespan, make_jwt_auth
 from luffy.user.controllers import CurrentUserController, UserController
 
 API_PREFIX = "/api/v1"
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Authentication is declared here, where it applies: only this router's routes need a token.
     authenticated = Router(
         path="/",
-        route_handlers=[CurrentUserController, SeckillController],
+        route_handlers=[CurrentUserController, SeckillController, SeckillPageController],
         middleware=[jwt_auth.middleware],
         security=[jwt_auth.security_requirement],
     )
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "purchase_queue": PurchaseTaskQueue(),
             }
         ),
-        lifespan=[_lifespan(settings, probe_engine), seckill_lifespan],
+        lifespan=[_lifespan(settings, probe_engine), auth_lifespan, seckill_lifespan],
         exception_handlers=exception_handlers,
         request_class=LuffyRequest,
         before_send=[security_headers(settings)],

@@ -12,6 +12,8 @@ Per goods ``G`` (keys under ``luffy:seckill:``):
                  admission then answers ``lost`` instead of taking an empty Redis for "no such
                  goods" or "sold out", until the state is rebuilt (``luffy.seckill.services``).
 
+Admission also reads the users whose tokens are revoked (``luffy.user.revocation.REVOKED_KEY``).
+
 While no task is in flight, ``stock`` equals the database's stock; in general
 ``stock + len(pending) == database stock`` and ``buyers == order users | pending users``.
 Each script runs atomically, so any number of API workers can admit buyers concurrently
@@ -28,6 +30,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 
+from luffy.user.revocation import REVOKED_KEY
+
 PREFIX = "luffy:seckill:"
 NAMES_KEY = PREFIX + "names"
 LOADED_KEY = PREFIX + "loaded"
@@ -40,17 +44,36 @@ NOT_STARTED = "not_started"
 ENDED = "ended"
 # A reservation whose task failed or was never enqueued: the unit goes back, the user may try again.
 ABANDONED = "abandoned"
+# The buyer's tokens are revoked (a disabled or deleted user): refused before anything is taken.
+REVOKED = "revoked"
+# Asked for "the goods on sale now" (neither name nor id) when none is.
+NONE_ON_SALE = "none_on_sale"
 # Redis has lost the sale's state (see ``loaded``); nobody is admitted until it is rebuilt.
 LOST = "lost"
 
 _ADMIT = """
 local prefix, by, ref, user, task_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, owner_ttl = tonumber(ARGV[6]), ARGV[7]
-if redis.call('EXISTS', KEYS[2]) == 0 then return {'lost', ''} end
+if redis.call('SISMEMBER', KEYS[2], user) == 1 then return {'revoked', ''} end
+if redis.call('EXISTS', KEYS[3]) == 0 then return {'lost', ''} end
 local id = ref
 if by == 'name' then
   id = redis.call('HGET', KEYS[1], ref)
   if not id then return {'unknown', ''} end
+elseif by == 'current' then
+  -- the goods on sale now whose sale started last (then the highest id)
+  local best_start = nil
+  id = nil
+  for _, candidate in ipairs(redis.call('HVALS', KEYS[1])) do
+    local window = redis.call('HMGET', prefix .. 'goods:' .. candidate, 'start', 'end')
+    local start = tonumber(window[1])
+    if start and start <= now and (window[2] == '' or now <= tonumber(window[2])) then
+      if not id or start > best_start or (start == best_start and tonumber(candidate) > tonumber(id)) then
+        id, best_start = candidate, start
+      end
+    end
+  end
+  if not id then return {'none_on_sale', ''} end
 end
 local goods = prefix .. 'goods:' .. id
 local info = redis.call('HMGET', goods, 'start', 'end', 'stock')
@@ -179,10 +202,20 @@ class RedisReservations:
     async def admit(
         self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
     ) -> Admission:
-        """Take one unit for ``user_id`` if any is left and they hold none, and record the task's owner."""
-        by, ref = ("id", str(goods_id)) if goods_id is not None else ("name", name or "")
+        """Take one unit for ``user_id`` if any is left and they hold none, and record the task's owner.
+
+        The goods is found by id, else by name, else (both ``None``) it is the one on sale now that
+        started last. A user in the revocation list is refused first, in the same script.
+        """
+        if goods_id is not None:
+            by, ref = "id", str(goods_id)
+        elif name is not None:
+            by, ref = "name", name
+        else:
+            by, ref = "current", ""
         status, found = await self._admit(
-            keys=[NAMES_KEY, LOADED_KEY], args=[PREFIX, by, ref, user_id, task_id, repr(now), self.owner_ttl_seconds]
+            keys=[NAMES_KEY, REVOKED_KEY, LOADED_KEY],
+            args=[PREFIX, by, ref, user_id, task_id, repr(now), self.owner_ttl_seconds],
         )
         found_id = _text(found)
         return Admission(status=_text(status), goods_id=int(found_id) if found_id else None)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import ColumnElement, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from luffy.db import Base, IdMixin, LuffyBase, utcnow
@@ -17,6 +17,11 @@ class User(LuffyBase):
     icon: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC)
+
+
+def account_enabled() -> ColumnElement[bool]:
+    """The users whose tokens work: the one definition shared by logins, ``/me`` and the revocation list."""
+    return User.is_active.is_(True) & User.is_delete.is_(False)
 
 
 class SmsLog(IdMixin, Base):

@@ -17,17 +17,18 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from litestar.stores.base import Store
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from luffy.db import utcnow
-from luffy.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests, Unavailable
+from luffy.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyRequests, Unavailable
 from luffy.settings import Settings
 from luffy.user.codes import CodeStore, RedisCodeStore, StoreCodeStore, Verdict, code_for_send
 from luffy.user.limits import Limiter, LimitExceeded, RedisLimiter, StoreLimiter, Window, ip_window, sms_windows
-from luffy.user.models import SmsLog, User
+from luffy.user.models import SmsLog, User, account_enabled
+from luffy.user.revocation import REVOKED_MSG, restore_user, revoke_user
 from luffy.user.sms_providers import PermanentSmsError, SmsProvider, TransientSmsError, mask_code, render_message
 
 logger = logging.getLogger("luffy.sms")
@@ -186,7 +187,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             .on_conflict_do_update(
                 index_elements=[User.mobile],
                 set_={"last_login": now, "updated_time": now},
-                where=User.is_active.is_(True) & User.is_delete.is_(False),
+                where=account_enabled(),
             )
             .returning(User.id, User.username, User.icon)
         )
@@ -199,11 +200,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         return row.id, row.username, row.icon
 
     async def active_user(self, user_id: int) -> User:
-        user = await self.repository.get_one_or_none(
-            User.id == user_id, User.is_active.is_(True), User.is_delete.is_(False)
-        )
+        user = await self.repository.get_one_or_none(User.id == user_id, account_enabled())
         if user is None:
-            raise NotAuthenticated("用户不存在或已停用")
+            raise NotAuthenticated(REVOKED_MSG)
         return user
 
     async def ensure_users(self, mobiles: Sequence[str], chunk: int = 500) -> dict[str, tuple[int, str]]:
@@ -221,6 +220,20 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             )
             found.update({row.mobile: (row.id, row.username) for row in result})
         return found
+
+
+async def set_user_active(session: AsyncSession, user_id: int, active: bool) -> None:
+    """Enable or disable a user: the one place this changes, so every consequence can hang on it.
+
+    Commits, then updates the revocation list, so the user's tokens stop (or start) working at
+    once on every API process, flash-sale admission included.
+    """
+    change = update(User).where(User.id == user_id).values(is_active=active, updated_time=utcnow())
+    if (await session.execute(change.returning(User.id))).first() is None:
+        raise NotFound("用户不存在", field="user_id")
+    enabled = await session.scalar(select(User.id).where(User.id == user_id, account_enabled())) is not None
+    await session.commit()
+    await (restore_user(user_id) if enabled else revoke_user(user_id))
 
 
 # --- the SMS log and the send task ----------------------------------------------------------------

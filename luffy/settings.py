@@ -37,6 +37,10 @@ TENCENT_REQUIRED = (
 
 
 DAY = 86_400
+DEFAULT_TASK_OUTAGE_SECONDS = 120
+# A task waiting out an outage holds its message for the budget plus one last attempt, which may
+# take up to the database connect timeout (luffy.db.CONNECT_TIMEOUT_SECONDS); redelivery must come later.
+OUTAGE_REDELIVERY_MARGIN_SECONDS = 5
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 SmsProvider = Literal["console", "tencent"]
 PaymentProvider = Literal["alipay", "simulator"]
@@ -99,6 +103,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             le=200,
         ),
     ] = 10
+    db_pool_timeout_seconds: Annotated[
+        int, setting("how long a request waits for a free PostgreSQL connection before it answers 503", ge=1, le=600)
+    ] = 5
     db_echo: Annotated[bool, setting("log every SQL statement")] = False
 
     banner_count: Annotated[int, setting("banners on the home page", ge=1, le=100)] = 3
@@ -115,7 +122,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ge=1,
             le=DAY,
         ),
-    ] = 60
+    ] = 180
+    task_outage_seconds: Annotated[
+        int,
+        setting(
+            "how long a task waits out a database outage before it fails; at most the redelivery time "
+            "minus 5 s (a longer value is refused; left unset it shrinks to fit)",
+            ge=0,
+            le=DAY,
+        ),
+    ] = DEFAULT_TASK_OUTAGE_SECONDS
     task_stream_maxlen: Annotated[
         int,
         setting(
@@ -442,6 +458,28 @@ def _embedded_secret(data_dir: Path) -> str:
     return key
 
 
+def _outage_budget(declared: Settings, given: Mapping[str, Any]) -> int:
+    """How long tasks wait out a database outage; it must end before their message is redelivered.
+
+    A task waiting out an outage keeps its message unacknowledged; were it still waiting when
+    ``LUFFY_TASK_REDELIVERY_SECONDS`` ran out, a second worker would run the same message. Left
+    unset, the budget shrinks to fit the redelivery time; set explicitly, a budget that does not
+    fit is refused.
+    """
+    redelivery = declared.task_redelivery_seconds
+    longest = max(redelivery - OUTAGE_REDELIVERY_MARGIN_SECONDS, 0)
+    if "task_outage_seconds" not in given:
+        return min(declared.task_outage_seconds, longest)
+    if declared.task_outage_seconds > longest:
+        raise SettingsError(
+            "LUFFY_TASK_OUTAGE_SECONDS",
+            f"{declared.task_outage_seconds} s would outlast LUFFY_TASK_REDELIVERY_SECONDS={redelivery} (a message "
+            f"still being retried would be delivered a second time); keep it at most the redelivery time minus "
+            f"{OUTAGE_REDELIVERY_MARGIN_SECONDS} s ({longest}), or raise LUFFY_TASK_REDELIVERY_SECONDS",
+        )
+    return declared.task_outage_seconds
+
+
 def create_private(path: Path, content: bytes = b"") -> bool:
     """Create ``path`` readable by its owner only from the first byte (no chmod after the fact).
 
@@ -483,6 +521,7 @@ def _completed(declared: Settings, given: Mapping[str, Any]) -> Settings:
                 raise SettingsError(_declared(name).variable, "required when LUFFY_SMS_PROVIDER=tencent")
     for host in declared.trusted_proxies:
         _check_proxy(host)
+    outage_seconds = _outage_budget(declared, given)
 
     backend_url = _check_http_url("LUFFY_BACKEND_URL", declared.backend_url)
     return msgspec.structs.replace(
@@ -495,6 +534,7 @@ def _completed(declared: Settings, given: Mapping[str, Any]) -> Settings:
         **_payment(declared, given, backend_url),
         media_root=declared.media_root.resolve() if "media_root" in given else data_dir / "media",
         media_prefix="/" + declared.media_prefix.strip("/") + "/",
+        task_outage_seconds=outage_seconds,
     )
 
 

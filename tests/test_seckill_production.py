@@ -18,7 +18,7 @@ from luffy.cache import make_redis
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.models import SeckillGoods
 from luffy.seckill.reservations import RedisGoods, RedisReservations
-from luffy.seckill.services import publish_goods
+from luffy.seckill.services import complete_sale_state, publish_goods
 from luffy.settings import Settings, load_settings
 from luffy.user.auth import issue_token, make_jwt_auth
 from luffy.user.revocation import RedisRevocations, revocations_in_use
@@ -49,7 +49,9 @@ class Production(msgspec.Struct):
         """What ``luffy seckill load NAME --stock N`` does (its CLI is tested in test_seckill_cli)."""
         goods_id = await create_goods(self.config, name=name, stock=stock)
         async with session_scope(self.config) as session:
-            await publish_goods(session, RedisReservations(self.redis, owner_ttl_seconds=60), goods_ids=[goods_id])
+            reservations = RedisReservations(self.redis, owner_ttl_seconds=60)
+            await publish_goods(session, reservations, goods_ids=[goods_id])
+            await complete_sale_state(session, reservations)
         return goods_id
 
     async def in_redis(self, goods_id: int) -> RedisGoods:

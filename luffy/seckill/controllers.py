@@ -37,7 +37,7 @@ from luffy.seckill.schemas import (
     QueuedReply,
     WaitingReply,
 )
-from luffy.seckill.services import SeckillDesk, make_gate, publish_goods
+from luffy.seckill.services import SaleDatabase, SeckillDesk, make_gate, publish_goods
 from luffy.user.auth import REVOCATION_CHECKED_IN_HANDLER, AuthUser
 
 logger = logging.getLogger("luffy.seckill")
@@ -139,7 +139,7 @@ async def seckill_lifespan(app: Litestar) -> AsyncIterator[None]:
         owner_ttl_seconds=state.settings.result_ttl_seconds,
     )
     state.seckill_gate = gate
-    state.seckill_desk = SeckillDesk(gate, state.purchase_queue)
+    state.seckill_desk = SeckillDesk(gate, state.purchase_queue, SaleDatabase(state.sqlalchemy_config))
     if isinstance(gate, RedisReservations):
         try:
             async with session_scope(state.sqlalchemy_config) as session:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from luffy.cache import CACHE_STORE
 from luffy.responses import error_responses
 from luffy.settings import Settings
-from luffy.user.auth import AuthUser, issue_token
+from luffy.user.auth import REVOCATION_CHECKED_IN_HANDLER, AuthUser, issue_token
 from luffy.user.limits import client_key
 from luffy.user.schemas import (
     MOBILE_EXISTS,
@@ -201,7 +201,12 @@ class CurrentUserController(Controller):
     tags = ["user"]
     dependencies = {"users": Provide(provide_users)}
 
-    @get("/me", summary="The logged-in user (Authorization: Bearer <token>)", responses=error_responses(400, 401))
+    @get(
+        "/me",
+        summary="The logged-in user (Authorization: Bearer <token>)",
+        responses=error_responses(400, 401),
+        opt={REVOCATION_CHECKED_IN_HANDLER: True},
+    )
     async def me(self, request: Request[AuthUser, Token, Any], users: UsersDep, settings: SettingsDep) -> Me:
         user = await users.active_user(request.user.id)
         return Me(

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from luffy.cli_runtime import CommandContext, console, err_console, fail, run
 from luffy.home.commands import banner_app, cache_app, refresh_banners
+from luffy.order.commands import order_app
 from luffy.seckill.commands import publish_new_goods, seckill_app
 from luffy.settings import Settings, SettingsError, get_settings
 from luffy.user.commands import sms_app, user_app
@@ -43,6 +44,7 @@ app.add_typer(banner_app, name="banner")
 app.add_typer(sms_app, name="sms")
 app.add_typer(user_app, name="user")
 app.add_typer(seckill_app, name="seckill")
+app.add_typer(order_app, name="order")
 
 
 @app.callback()

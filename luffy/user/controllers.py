@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from luffy.cache import CACHE_STORE
 from luffy.responses import error_responses
 from luffy.settings import Settings
-from luffy.user.auth import AuthUser, issue_token
+from luffy.user.auth import REVOCATION_CHECKED_IN_HANDLER, AuthUser, issue_token
 from luffy.user.limits import client_key
 from luffy.user.schemas import (
     MOBILE_EXISTS,
@@ -164,6 +164,7 @@ class UserController(Controller):
         status_code=200,
         summary="Register with a mobile, its SMS code and a password (the username is the mobile)",
         operation_id=operation_id,
+        responses=error_responses(400, 409, 503),
     )
     async def register(
         self, sms: SmsDep, db_session: AsyncSession, settings: SettingsDep, data: JSONBody[RegisterBody]
@@ -178,7 +179,7 @@ class UserController(Controller):
         status_code=200,
         summary="Log in with a username, mobile or email and a password (failures lock the account for a while)",
         operation_id=operation_id,
-        responses=error_responses(429),
+        responses=error_responses(400, 429, 503),
     )
     async def password_login(
         self,
@@ -200,7 +201,12 @@ class CurrentUserController(Controller):
     tags = ["user"]
     dependencies = {"users": Provide(provide_users)}
 
-    @get("/me", summary="The logged-in user (Authorization: Bearer <token>)", responses=error_responses(400, 401))
+    @get(
+        "/me",
+        summary="The logged-in user (Authorization: Bearer <token>)",
+        responses=error_responses(400, 401),
+        opt={REVOCATION_CHECKED_IN_HANDLER: True},
+    )
     async def me(self, request: Request[AuthUser, Token, Any], users: UsersDep, settings: SettingsDep) -> Me:
         user = await users.active_user(request.user.id)
         return Me(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import ColumnElement, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from luffy.db import Base, IdMixin, utcnow
@@ -33,6 +33,11 @@ class User(IdMixin, Base):
     mobile: Mapped[str] = mapped_column(String(11), unique=True)
     # A media path; empty means none (the reply's ``icon`` is then null).
     icon: Mapped[str] = mapped_column(String(100), default="")
+
+
+def account_enabled() -> ColumnElement[bool]:
+    """The users whose tokens work: the one definition shared by logins, ``/me`` and the revocation list."""
+    return User.is_active.is_(True)
 
 
 class SmsLog(IdMixin, Base):

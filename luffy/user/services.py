@@ -38,8 +38,9 @@ from luffy.user.limits import (
     login_windows,
     sms_windows,
 )
-from luffy.user.models import SmsLog, User
+from luffy.user.models import SmsLog, User, account_enabled
 from luffy.user.passwords import hash_password, unusable_password, verify_password
+from luffy.user.revocation import REVOKED_MSG, restore_user, revoke_user
 from luffy.user.sms_providers import PermanentSmsError, SmsProvider, TransientSmsError, mask_code, render_message
 
 logger = logging.getLogger("luffy.sms")
@@ -221,7 +222,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             .on_conflict_do_update(
                 index_elements=[User.mobile],
                 set_={"last_login": now},
-                where=User.is_active.is_(True),
+                where=account_enabled(),
             )
             .returning(User.id, User.username, User.icon)
         )
@@ -234,9 +235,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         return row.id, row.username, row.icon
 
     async def active_user(self, user_id: int) -> User:
-        user = await self.repository.get_one_or_none(User.id == user_id, User.is_active.is_(True))
+        user = await self.repository.get_one_or_none(User.id == user_id, account_enabled())
         if user is None:
-            raise NotAuthenticated("用户不存在或已停用")
+            raise NotAuthenticated(REVOKED_MSG)
         return user
 
     async def ensure_users(self, mobiles: Sequence[str], chunk: int = 500) -> dict[str, tuple[int, str]]:
@@ -414,17 +415,22 @@ async def set_password(session: AsyncSession, user_id: int, password: str) -> No
         raise NotFound("用户不存在", field="user_id")
 
 
+async def list_users(session: AsyncSession, limit: int) -> Sequence[User]:
+    return (await session.scalars(select(User).order_by(User.id).limit(limit))).all()
+
+
 async def set_user_active(session: AsyncSession, user_id: int, active: bool) -> None:
     """Enable or disable a user: the one place this changes, so every consequence can hang on it.
 
-    A disabled user's SMS and password logins are refused and its tokens stop working.
+    Commits, then updates the revocation list, so the user's tokens stop (or start) working at
+    once on every API process, flash-sale admission included.
     """
-    if await session.scalar(update(User).where(User.id == user_id).values(is_active=active).returning(User.id)) is None:
+    change = update(User).where(User.id == user_id).values(is_active=active)
+    if (await session.execute(change.returning(User.id))).first() is None:
         raise NotFound("用户不存在", field="user_id")
-
-
-async def list_users(session: AsyncSession, limit: int) -> Sequence[User]:
-    return (await session.scalars(select(User).order_by(User.id).limit(limit))).all()
+    enabled = await session.scalar(select(User.id).where(User.id == user_id, account_enabled())) is not None
+    await session.commit()
+    await (restore_user(user_id) if enabled else revoke_user(user_id))
 
 
 # --- the SMS log and the send task ----------------------------------------------------------------

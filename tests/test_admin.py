@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,6 +22,7 @@ from luffy.app import create_app
 from luffy.cache import make_redis
 from luffy.course.models import CourseCategory
 from luffy.db import make_sqlalchemy_config, session_scope
+from luffy.order.models import Order, OrderDetail
 from luffy.seckill.models import SeckillGoods
 from luffy.seckill.reservations import RedisGoods, RedisReservations
 from luffy.seckill.services import publish_goods
@@ -50,6 +52,8 @@ ADMIN_URLS = [
             "banner",
             "seckill-goods",
             "seckill-order",
+            "order",
+            "order-detail",
             "user",
             "sms-log",
         )
@@ -306,3 +310,34 @@ async def test_a_user_icon_uploaded_in_the_edit_form_is_stored_and_a_later_edit_
     assert kept.status_code in (200, 302), kept.text[-600:]
     assert await _one_value(settings, select(User.icon).where(User.id == users["plain"])) == icon
     assert await _one_value(settings, select(User.first_name).where(User.id == users["plain"])) == "大"
+
+
+async def test_course_and_flash_sale_orders_are_listed_but_cannot_be_changed(
+    client: AsyncTestClient[Litestar], users: dict[str, int], settings: Settings
+) -> None:
+    config = make_sqlalchemy_config(settings)
+    try:
+        async with session_scope(config) as session:
+            order = Order(
+                subject="Python 入门", total_amount=Decimal("88.00"), out_trade_no="T20301", user_id=users["plain"]
+            )
+            session.add(order)
+            await session.flush()
+            session.add(
+                OrderDetail(price=Decimal("88.00"), real_price=Decimal("88.00"), course_id=1, order_id=order.id)
+            )
+    finally:
+        await config.get_engine().dispose()
+    assert (await log_in(client, STAFF[0], STAFF[2])).status_code == 302
+    listed = await client.get("/admin/order/list")
+    assert "T20301" in listed.text
+    assert "未支付" in listed.text
+    assert "T20301" not in (await client.get("/admin/order/list?search=nothing-like-it")).text
+    assert (await client.get("/admin/order-detail/list")).status_code == 200
+    token = page_token(listed.text)
+    for identity in ("order", "order-detail", "seckill-order", "sms-log"):
+        assert (await client.get(f"/admin/{identity}/create")).status_code == 403, identity
+        assert (await client.get(f"/admin/{identity}/edit/{order.id}")).status_code == 403, identity
+        deleted = await client.delete(f"/admin/{identity}/delete?pks={order.id}", headers={"X-CSRF-Token": token})
+        assert deleted.status_code == 403, identity
+    assert await _one_value(settings, select(Order.out_trade_no).where(Order.id == order.id)) == "T20301"

@@ -264,6 +264,7 @@ async def test_flash_sale_stock_cannot_go_below_the_units_reserved_in_redis(
         goods_id = await create_goods(config, name="限量帽子", stock=5)
         async with session_scope(config) as session:
             await publish_goods(session, reservations, goods_ids=[goods_id])
+        await reservations.mark_loaded(time.time())
         for user_id in (101, 102, 103):
             await reservations.admit(
                 name=None, goods_id=goods_id, user_id=user_id, task_id=f"t{user_id}", now=time.time()

@@ -28,7 +28,7 @@ from luffy.db import make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
 from luffy.home.services import CacheOutage
-from luffy.responses import error_responses, exception_handlers
+from luffy.responses import LuffyRequest, error_responses, exception_handlers
 from luffy.seckill.controllers import SeckillController, seckill_lifespan
 from luffy.settings import Settings, get_settings
 from luffy.user.auth import AuthUser, make_jwt_auth
@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         lifespan=[_lifespan(settings), seckill_lifespan],
         exception_handlers=exception_handlers,
+        request_class=LuffyRequest,
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["*"],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from advanced_alchemy.base import BasicAttributes, orm_registry
 from advanced_alchemy.extensions.litestar import (
@@ -23,9 +22,10 @@ from sqlalchemy import Boolean, Integer, event, text
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from luffy.paths import resource_dir
 from luffy.settings import Settings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "db"
+MIGRATIONS_DIR = resource_dir("db")
 VERSION_TABLE = "luffy_alembic_version"
 
 

@@ -181,3 +181,26 @@ def test_the_wheel_runs_on_postgresql_and_redis_with_worker_and_scheduler(
         finally:
             started.stop()
             redis.Redis.from_url(redis_url).flushdb()
+
+
+def test_a_checkout_migrates_and_seeds_from_its_own_db_and_seeds() -> None:
+    from luffy.paths import checkout_dir, resource_dir
+
+    assert checkout_dir() == CHECKOUT
+    assert resource_dir("db") == CHECKOUT / "db"
+    assert resource_dir("seeds") == CHECKOUT / "seeds"
+
+
+def test_db_revision_in_a_checkout_writes_into_its_db_versions(tmp_path: Path) -> None:
+    versions = CHECKOUT / "db" / "versions"
+    before = set(versions.glob("*.py"))
+    env = {"LUFFY_DATA_DIR": str(tmp_path / "var")}
+    try:
+        done = run_luffy(env, "db", "revision", "-m", "written by the test suite", cwd=tmp_path)
+        written = [path.read_text() for path in set(versions.glob("*.py")) - before]
+    finally:
+        for path in set(versions.glob("*.py")) - before:
+            path.unlink()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(written) == 1
+    assert "written by the test suite" in written[0]

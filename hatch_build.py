@@ -14,7 +14,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 BUNDLED = {"db": "luffy/_bundled/db", "seeds": "luffy/_bundled/seeds"}
 
 
-class BundleMigrationsAndSeeds(BuildHookInterface):  # type: ignore[type-arg]
+class BundleMigrationsAndSeeds(BuildHookInterface):
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if version == "standard":
             build_data["force_include"].update(BUNDLED)

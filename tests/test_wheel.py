@@ -2,7 +2,7 @@
 from an empty directory, with no checkout in sight.
 
 The environment gets the wheel's own dependencies at the locked versions, nothing else (no dev
-tools, no checkout on ``sys.path``), so an import the wheel does not declare fails here. Their
+tools, no checkout on ``sys.path``), so a dependency the wheel uses but does not declare shows here. Their
 wheels are downloaded once through pip (so from whatever index pip is set up with) into pytest's
 cache directory, and downloaded again only when ``requirements.lock`` or ``pyproject.toml`` change;
 uv then installs them offline in a second or two.

@@ -65,10 +65,12 @@ services:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 
-# Lint, check formatting, and check the lock matches pyproject.toml
+# Lint, check formatting, type-check luffy/ (mypy, configured in pyproject.toml), and check the lock
+# matches pyproject.toml
 lint: lock-check
     ruff check .
     ruff format --check .
+    mypy
 
 # Load benchmarks (PostgreSQL, production server settings); results in bench/results.md
 bench:

@@ -4,35 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
-from litestar.config.app import AppConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
-from litestar.routes import HTTPRoute
-from litestar.security.jwt import JWTAuth, Token
 from litestar.static_files import create_static_files_router
 
 from luffy import __version__
 from luffy.cache import CACHE_STORE, make_cache_store, make_redis
 from luffy.course.controllers import CourseController
-from luffy.db import make_sqlalchemy_config
+from luffy.db import make_sqlalchemy_config, provide_read_connection
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
 from luffy.home.services import CacheOutage
-from luffy.responses import LuffyRequest, error_responses, exception_handlers
+from luffy.responses import LuffyRequest, exception_handlers
 from luffy.seckill.controllers import SeckillController, seckill_lifespan
 from luffy.settings import Settings, get_settings
-from luffy.user.auth import AuthUser, make_jwt_auth
-from luffy.user.controllers import UserController
+from luffy.tasks.seckill import PurchaseTaskQueue
+from luffy.tasks.sms import sms_enqueuer
+from luffy.user.auth import make_jwt_auth
+from luffy.user.controllers import CurrentUserController, UserController
 
 API_PREFIX = "/api/v1"
 logger = logging.getLogger("luffy")
@@ -73,48 +71,34 @@ def _lifespan(settings: Settings):
     return lifespan
 
 
-def _public_by_default(app_config: AppConfig) -> AppConfig:
-    """JWTAuth documents every operation as needing a token; ``_document_operations`` marks the ones that do."""
-    if app_config.openapi_config is not None:
-        app_config.openapi_config.security = None
-    return app_config
-
-
-def _document_operations(app: Litestar, jwt_auth: JWTAuth[AuthUser, Token]) -> None:
-    """Make the OpenAPI document (built lazily, on first use) tell the truth about every operation.
-
-    Litestar documents its own shape for a 400; Luffy answers with the contract's envelope. And only
-    the paths the JWT middleware does not exclude need a token (and may answer 401).
-    """
-    excluded = [jwt_auth.exclude] if isinstance(jwt_auth.exclude, str) else list(jwt_auth.exclude or [])
-    for route in app.routes:
-        if not isinstance(route, HTTPRoute):
-            continue
-        protected = not any(re.match(pattern, route.path) for pattern in excluded)
-        for handler in route.route_handlers:
-            handler.responses = {**error_responses(*((400, 401) if protected else (400,))), **(handler.responses or {})}
-            if protected:
-                handler.security = [*(handler.security or []), jwt_auth.security_requirement]
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
-    api = Router(path=API_PREFIX, route_handlers=[HomeController, CourseController, UserController, SeckillController])
+    jwt_auth = make_jwt_auth(settings)
+    # Authentication is declared here, where it applies: only this router's routes need a token.
+    authenticated = Router(
+        path="/",
+        route_handlers=[CurrentUserController, SeckillController],
+        middleware=[jwt_auth.middleware],
+        security=[jwt_auth.security_requirement],
+    )
+    api = Router(path=API_PREFIX, route_handlers=[HomeController, CourseController, UserController, authenticated])
     media = create_static_files_router(
         path=settings.media_prefix.rstrip("/"),
         directories=[settings.media_root],
         include_in_schema=False,
         name="media",
     )
-    jwt_auth = make_jwt_auth(settings)
-    app = Litestar(
+    return Litestar(
         route_handlers=[HealthController, api, media],
-        on_app_init=[jwt_auth.on_app_init, _public_by_default],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
-        dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
+        # Besides these, the SQLAlchemy plugin provides ``db_session`` (see ``luffy.db``).
+        dependencies={
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "db_connection": Provide(provide_read_connection),
+        },
         stores={CACHE_STORE: make_cache_store(settings)},
         state=State(
             {
@@ -122,6 +106,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "sqlalchemy_config": sqlalchemy_config,
                 "jwt_auth": jwt_auth,
                 "banner_cache_outage": CacheOutage(),
+                # The task queues the domains' services are given (domains never import luffy.tasks).
+                "enqueue_sms": sms_enqueuer(settings),
+                "purchase_queue": PurchaseTaskQueue(),
             }
         ),
         lifespan=[_lifespan(settings), seckill_lifespan],
@@ -140,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="The Luffy online course platform: catalogue, banners, SMS login, flash sales.",
             path="/schema",
             render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+            components=[jwt_auth.openapi_components],
         ),
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},
@@ -147,5 +135,3 @@ def create_app(settings: Settings | None = None) -> Litestar:
             disable_stack_trace={404, 405, 400, 401, 403, 429},
         ),
     )
-    _document_operations(app, jwt_auth)
-    return app

@@ -7,8 +7,9 @@ import logging
 from typing import Any
 
 from litestar import Controller, Request, Response, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from luffy.cache import CACHE_STORE
 from luffy.db import ping
@@ -32,10 +33,10 @@ class HealthController(Controller):
     tags = ["operations"]
 
     @get("/", summary="Health of the API and its database, cache and broker", cache=False)
-    async def health(self, request: Request, state: State) -> Response[dict[str, str]]:
+    async def health(self, request: Request, db_engine: NamedDependency[AsyncEngine]) -> Response[dict[str, str]]:
         store = request.app.stores.get(CACHE_STORE)
         database, cache, broker = await asyncio.gather(
-            _check("database", ping(state.sqlalchemy_config.get_engine())),
+            _check("database", ping(db_engine)),
             _check("cache", store.exists("health_probe")),
             _check("broker", asyncio.gather(*(queue_broker.ping() for queue_broker in BROKERS.values()))),
         )

@@ -172,7 +172,7 @@ def domain_error_status(exc: errors.DomainError) -> int:
     """The HTTP status of a domain error: its nearest mapped class, 400 for an unmapped subclass."""
     for cls in type(exc).__mro__:
         if cls in DOMAIN_ERROR_STATUS:
-            return DOMAIN_ERROR_STATUS[cls]  # type: ignore[index]
+            return DOMAIN_ERROR_STATUS[cls]
     return 400
 
 

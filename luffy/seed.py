@@ -73,7 +73,7 @@ def _upsert(dialect: str, table: Table, rows: list[dict[str, Any]]) -> Any:
 
 async def advance_sequences(session: AsyncSession, tables: Iterable[Table]) -> None:
     """PostgreSQL only: move each ``id`` sequence past the highest id, so new rows don't collide."""
-    if session.bind.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return
     for table in tables:
         await session.execute(
@@ -95,7 +95,7 @@ async def load_seed(session: AsyncSession, media_root: Path, seeds_dir: Path = S
 
     Flash-sale goods are only inserted when missing: their stock belongs to ``luffy seckill load``.
     """
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     seed_rows = read_seed_rows(seeds_dir)
     tables = [table for table in metadata.sorted_tables if seed_rows.get(table.name)]
     for table in tables:
@@ -130,11 +130,11 @@ class DemoCatalogue:
 
     def tables(self) -> Sequence[tuple[Table, list[dict[str, Any]]]]:
         return (
-            (Teacher.__table__, self.teachers),
-            (CourseCategory.__table__, self.categories),
-            (Course.__table__, self.courses),
-            (CourseChapter.__table__, self.chapters),
-            (CourseSection.__table__, self.sections),
+            (metadata.tables[Teacher.__tablename__], self.teachers),
+            (metadata.tables[CourseCategory.__tablename__], self.categories),
+            (metadata.tables[Course.__tablename__], self.courses),
+            (metadata.tables[CourseChapter.__tablename__], self.chapters),
+            (metadata.tables[CourseSection.__tablename__], self.sections),
         )
 
 
@@ -231,10 +231,11 @@ def build_demo_catalogue(courses: int, random_seed: int) -> DemoCatalogue:
 
 async def _bulk_insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], progress: Progress) -> None:
     batch = 5_000
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # COPY is an order of magnitude faster than INSERT for a large catalogue.
         connection = await session.connection()
         raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
         columns = list(rows[0])
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]

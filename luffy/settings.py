@@ -1,5 +1,10 @@
 """All configuration in one place: ``LUFFY_*`` environment variables (and an optional ``.env``).
 
+Each setting is declared once, as a field of ``Settings``: its type, default, bounds and help. The
+environment variable is the field's name in capitals after ``LUFFY_``; msgspec converts and checks
+the strings, and the README's configuration table is rendered from the same declaration
+(``python -m luffy.settings``; ``tests/test_readme.py`` fails when the two differ).
+
 The defaults are the embedded mode (SQLite in ``./var``, no Redis, tasks in-process).
 Setting ``LUFFY_DATABASE_URL`` and ``LUFFY_REDIS_URL`` switches to production.
 """
@@ -8,76 +13,147 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin
 from urllib.parse import urlsplit
 
 import msgspec
 
 ENV_PREFIX = "LUFFY_"
-SMS_PROVIDERS = ("console", "tencent")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 TENCENT_REQUIRED = (
-    "TENCENT_SECRET_ID",
-    "TENCENT_SECRET_KEY",
-    "TENCENT_SDK_APP_ID",
-    "TENCENT_SIGN_NAME",
-    "TENCENT_TEMPLATE_ID",
+    "tencent_secret_id",
+    "tencent_secret_key",
+    "tencent_sdk_app_id",
+    "tencent_sign_name",
+    "tencent_template_id",
 )
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-class SettingsError(ValueError):
-    """A configuration value is missing or wrong; ``variable`` names the environment variable."""
+DAY = 86_400
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+SmsProvider = Literal["console", "tencent"]
 
-    def __init__(self, variable: str, problem: str) -> None:
-        self.variable = variable
-        super().__init__(f"{variable}: {problem}")
+
+def setting(description: str, *, shown_default: str | None = None, **bounds: Any) -> msgspec.Meta:
+    """A setting's help and bounds; ``shown_default`` is what the README says when the default is derived."""
+    return msgspec.Meta(description=description, extra={"shown_default": shown_default}, **bounds)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    data_dir: Path
-    database_url: str
-    redis_url: str | None
-    secret_key: str
-    backend_url: str
-    media_root: Path
-    media_prefix: str
-    cors_origins: tuple[str, ...]
-    trusted_proxies: tuple[str, ...]
-    log_level: str
-    db_pool_size: int
-    db_echo: bool
+    """The process's configuration. Build it with ``load_settings()``: some defaults depend on others."""
 
-    banner_count: int
-    banner_refresh_seconds: int
+    data_dir: Annotated[
+        Path, setting("embedded mode's SQLite file, cache, secret key, media", shown_default="`./var`")
+    ] = Path("./var")
+    database_url: Annotated[
+        str,
+        setting(
+            "`postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB` for production",
+            shown_default="SQLite in the data dir",
+        ),
+    ] = ""
+    redis_url: Annotated[
+        str | None,
+        setting("`redis://HOST:PORT/DB`: broker, result backend, cache and limits", shown_default="unset (embedded)"),
+    ] = None
+    secret_key: Annotated[
+        str,
+        setting(
+            "JWT signing key; required in production",
+            shown_default="generated (embedded)",
+            min_length=32,
+        ),
+    ] = ""
+    backend_url: Annotated[str, setting("prefix of absolute media URLs")] = "http://127.0.0.1:8000"
+    media_root: Annotated[Path, setting("where media files live", shown_default="`$LUFFY_DATA_DIR/media`")] = Path()
+    media_prefix: Annotated[str, setting("URL path media is served under")] = "/media/"
+    cors_origins: Annotated[tuple[str, ...], setting("comma-separated origins allowed to call the API")] = ("*",)
+    trusted_proxies: Annotated[
+        tuple[str, ...],
+        setting(
+            "IPs, CIDRs or `*` whose `X-Forwarded-For` is trusted (set it behind nginx, "
+            "or every user shares one per-IP SMS quota)"
+        ),
+    ] = ()
+    log_level: Annotated[LogLevel, setting("the least severe log records written")] = "INFO"
+    db_pool_size: Annotated[
+        int,
+        setting(
+            "most PostgreSQL connections per process (no overflow: requests past it wait for a free one)",
+            ge=1,
+            le=200,
+        ),
+    ] = 10
+    db_echo: Annotated[bool, setting("log every SQL statement")] = False
 
-    result_ttl_seconds: int
-    task_redelivery_seconds: int
-    task_stream_maxlen: int
-    worker_shutdown_seconds: int
+    banner_count: Annotated[int, setting("banners on the home page", ge=1, le=100)] = 3
+    banner_refresh_seconds: Annotated[
+        int, setting("how often the scheduler rewrites the banner cache", ge=1, le=DAY)
+    ] = 60
 
-    sms_provider: str
-    sms_code_length: int
-    sms_code_ttl: int
-    sms_mobile_interval_seconds: int
-    sms_mobile_daily_limit: int
-    sms_ip_hourly_limit: int
-    sms_max_wrong_tries: int
-    sms_retry_delay_seconds: float
-    tencent_secret_id: str
-    tencent_secret_key: str
-    tencent_sdk_app_id: str
-    tencent_sign_name: str
-    tencent_template_id: str
-    tencent_region: str
-    tencent_endpoint: str
-    tencent_scheme: str
-    tencent_timeout_seconds: float
+    result_ttl_seconds: Annotated[int, setting("how long task results are kept", ge=10, le=30 * DAY)] = 3_600
+    task_redelivery_seconds: Annotated[
+        int,
+        setting(
+            "a task left unacknowledged this long (its worker died) is delivered again; "
+            "keep it above the slowest task plus its retry waits",
+            ge=1,
+            le=DAY,
+        ),
+    ] = 60
+    task_stream_maxlen: Annotated[
+        int,
+        setting(
+            "cap of each queue's Redis stream; keep it above the largest burst (a flash sale)",
+            ge=1_000,
+            le=100_000_000,
+        ),
+    ] = 100_000
+    worker_shutdown_seconds: Annotated[
+        int,
+        setting(
+            "on SIGTERM, how long a worker lets running tasks finish before leaving them for redelivery",
+            ge=1,
+            le=3_600,
+        ),
+    ] = 30
 
-    jwt_expiry_seconds: int
+    sms_provider: Annotated[
+        SmsProvider, setting("`console` logs the message and keeps it in the SMS log; `tencent` sends it")
+    ] = "console"
+    sms_code_length: Annotated[int, setting("digits in a code", ge=4, le=10)] = 4
+    sms_code_ttl: Annotated[int, setting("seconds a code stays valid", ge=1, le=DAY)] = 300
+    sms_mobile_interval_seconds: Annotated[int, setting("one code per mobile per this many seconds", ge=1, le=DAY)] = 60
+    sms_mobile_daily_limit: Annotated[int, setting("codes per mobile per day", ge=1, le=10**9)] = 10
+    sms_ip_hourly_limit: Annotated[
+        int, setting("SMS requests and mobile checks per client IP per hour", ge=1, le=10**9)
+    ] = 20
+    sms_max_wrong_tries: Annotated[int, setting("wrong tries before a code is void", ge=1, le=100)] = 5
+    sms_retry_delay_seconds: Annotated[
+        float,
+        setting(
+            "a transient provider failure is retried after this times the try number "
+            "(plus up to 1 s jitter), 3 tries at most",
+            gt=0,
+        ),
+    ] = 2.0
+    tencent_secret_id: Annotated[str, setting("Tencent Cloud API SecretId (required with `tencent`)")] = ""
+    tencent_secret_key: Annotated[str, setting("Tencent Cloud API SecretKey (required with `tencent`)")] = ""
+    tencent_sdk_app_id: Annotated[str, setting("the SMS application's SdkAppId (required with `tencent`)")] = ""
+    tencent_sign_name: Annotated[str, setting("the SMS signature (required with `tencent`)")] = ""
+    tencent_template_id: Annotated[str, setting("the SMS template (required with `tencent`)")] = ""
+    tencent_region: Annotated[str, setting("API region")] = "ap-guangzhou"
+    tencent_endpoint: Annotated[str, setting("API endpoint host")] = "sms.tencentcloudapi.com"
+    tencent_scheme: Annotated[Literal["http", "https"], setting("API endpoint scheme")] = "https"
+    tencent_timeout_seconds: Annotated[float, setting("per-request timeout", gt=0)] = 5.0
+
+    jwt_expiry_seconds: Annotated[int, setting("token lifetime (7 days)", ge=60, le=365 * DAY)] = 7 * DAY
 
     @property
     def is_embedded(self) -> bool:
@@ -99,6 +175,40 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.media_base_url + path.lstrip("/")
 
 
+class SettingsError(ValueError):
+    """A configuration value is missing or wrong; ``variable`` names the environment variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable}: {problem}")
+
+
+class Declared(NamedTuple):
+    """One field of ``Settings``: its environment variable, type, ``setting()`` metadata and default."""
+
+    name: str
+    kind: Any
+    meta: msgspec.Meta
+    default: Any
+
+    @property
+    def variable(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def declared_settings() -> list[Declared]:
+    """Every setting, in declaration order (the README table's order)."""
+    fields = []
+    for field in msgspec.structs.fields(Settings):
+        kind, meta = get_args(field.type)  # every field is ``Annotated[type, setting(...)]``
+        fields.append(Declared(field.name, kind, meta, field.default))
+    return fields
+
+
+def _declared(name: str) -> Declared:
+    return next(field for field in declared_settings() if field.name == name)
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """The ``KEY=value`` lines of a ``.env`` file (comments, blanks and ``export`` prefixes allowed)."""
     if not path.is_file():
@@ -113,58 +223,54 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def raw(self, name: str) -> str | None:
-        value = self.env.get(ENV_PREFIX + name)
-        return value if value not in (None, "") else None
-
-    def text(self, name: str, default: str) -> str:
-        return self.raw(name) or default
-
-    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int = 10**9) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise SettingsError(ENV_PREFIX + name, f"expected a whole number, got {value!r}") from None
-        if not minimum <= number <= maximum:
-            raise SettingsError(ENV_PREFIX + name, f"must be between {minimum} and {maximum}, got {number}")
-        return number
-
-    def number(self, name: str, default: float) -> float:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            raise SettingsError(ENV_PREFIX + name, f"expected a number, got {value!r}") from None
-        if number <= 0:
-            raise SettingsError(ENV_PREFIX + name, f"must be positive, got {number}")
-        return number
-
-    def flag(self, name: str, default: bool) -> bool:
-        value = self.raw(name)
-        if value is None:
-            return default
-        lowered = value.lower()
-        if lowered in ("1", "true", "yes", "on"):
+def _as_declared(field: Declared, value: str) -> Any:
+    """An environment string in the shape msgspec converts to the field's type (lists, flags, choices)."""
+    if get_origin(field.kind) is tuple:
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if field.kind is bool:
+        lowered = value.strip().lower()
+        if lowered in TRUE_WORDS:
             return True
-        if lowered in ("0", "false", "no", "off"):
+        if lowered in FALSE_WORDS:
             return False
-        raise SettingsError(ENV_PREFIX + name, f"expected true or false, got {value!r}")
+        raise SettingsError(field.variable, f"expected true or false, got {value!r}")
+    if get_origin(field.kind) is Literal:
+        for choice in get_args(field.kind):
+            if choice.lower() == value.strip().lower():
+                return choice
+        choices = ", ".join(get_args(field.kind))
+        raise SettingsError(field.variable, f"unknown option {value!r}; choose one of {choices}")
+    if field.kind in (int, float):
+        return value.strip()
+    return value
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.text(name, default)
-        normalised = value.upper() if choices == LOG_LEVELS else value.lower()
-        if normalised not in choices:
-            raise SettingsError(ENV_PREFIX + name, f"unknown option {value!r}; choose one of {', '.join(choices)}")
-        return normalised
+
+def _environment_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the environment gives (an empty value counts as not given), keyed by field name."""
+    values: dict[str, Any] = {}
+    for field in declared_settings():
+        value = env.get(field.variable)
+        if value and (converted := _as_declared(field, value)) != []:
+            values[field.name] = converted
+    return values
+
+
+def _decode_path(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value).expanduser()
+    raise NotImplementedError
+
+
+def _conversion_error(exc: msgspec.ValidationError, values: Mapping[str, Any]) -> SettingsError:
+    """msgspec's ``Expected `int` >= 1 - at `$.banner_count``` as ``LUFFY_BANNER_COUNT: expected `int` >= 1``."""
+    message, _, where = str(exc).partition(" - at ")
+    found = re.match(r"`\$\.(\w+)", where)
+    field = _declared(found.group(1) if found else "")
+    problem = message[:1].lower() + message[1:].removesuffix(", got `str`")
+    # Only numbers are echoed: text settings may be secrets or URLs with passwords.
+    if field.kind in (int, float):
+        problem += f", got {values[field.name]!r}"
+    return SettingsError(field.variable, problem)
 
 
 def _check_database_url(url: str) -> str:
@@ -225,81 +331,94 @@ def _embedded_secret(data_dir: Path) -> str:
     return key
 
 
-def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
-    """Build the settings from ``environ`` (default: ``os.environ`` over ``./.env``)."""
-    if environ is None:
-        env: dict[str, Any] = read_dotenv(dotenv or Path(".env"))
-        env.update(os.environ)
-    else:
-        env = dict(environ)
-    read = _Reader(env)
-
-    data_dir = Path(read.text("DATA_DIR", "./var")).expanduser().resolve()
-    database_url = _check_database_url(read.text("DATABASE_URL", f"sqlite+aiosqlite:///{data_dir / 'luffy.sqlite3'}"))
-    redis_raw = read.raw("REDIS_URL")
-    redis_url = _check_redis_url(redis_raw) if redis_raw else None
+def _completed(declared: Settings, given: Mapping[str, Any]) -> Settings:
+    """The derived defaults and the checks that span settings or need more than a type and bounds."""
+    data_dir = declared.data_dir.resolve()
+    database_url = _check_database_url(declared.database_url or f"sqlite+aiosqlite:///{data_dir / 'luffy.sqlite3'}")
+    redis_url = _check_redis_url(declared.redis_url) if declared.redis_url else None
     production = redis_url is not None or not database_url.startswith("sqlite")
 
-    secret_key = read.raw("SECRET_KEY")
-    if secret_key is None:
+    secret_key = declared.secret_key
+    if not secret_key:
         if production:
             raise SettingsError("LUFFY_SECRET_KEY", "required in production (a PostgreSQL or Redis URL is set)")
         secret_key = _embedded_secret(data_dir)
-    elif len(secret_key) < 32:
-        raise SettingsError("LUFFY_SECRET_KEY", "must be at least 32 characters")
 
-    media_prefix = "/" + read.text("MEDIA_PREFIX", "/media/").strip("/") + "/"
-    sms_provider = read.choice("SMS_PROVIDER", "console", SMS_PROVIDERS)
-    if sms_provider == "tencent":
+    if declared.sms_provider == "tencent":
         for name in TENCENT_REQUIRED:
-            if read.raw(name) is None:
-                raise SettingsError(ENV_PREFIX + name, "required when LUFFY_SMS_PROVIDER=tencent")
-    cors = tuple(origin.strip() for origin in read.text("CORS_ORIGINS", "*").split(",") if origin.strip())
-    proxies = tuple(host.strip() for host in read.text("TRUSTED_PROXIES", "").split(",") if host.strip())
-    for host in proxies:
+            if name not in given:
+                raise SettingsError(_declared(name).variable, "required when LUFFY_SMS_PROVIDER=tencent")
+    for host in declared.trusted_proxies:
         _check_proxy(host)
 
-    return Settings(
+    return msgspec.structs.replace(
+        declared,
         data_dir=data_dir,
         database_url=database_url,
         redis_url=redis_url,
         secret_key=secret_key,
-        backend_url=_check_http_url("LUFFY_BACKEND_URL", read.text("BACKEND_URL", "http://127.0.0.1:8000")),
-        media_root=Path(read.text("MEDIA_ROOT", str(data_dir / "media"))).expanduser().resolve(),
-        media_prefix=media_prefix,
-        cors_origins=cors or ("*",),
-        trusted_proxies=proxies,
-        log_level=read.choice("LOG_LEVEL", "INFO", LOG_LEVELS),
-        db_pool_size=read.integer("DB_POOL_SIZE", 10, minimum=1, maximum=200),
-        db_echo=read.flag("DB_ECHO", False),
-        banner_count=read.integer("BANNER_COUNT", 3, minimum=1, maximum=100),
-        banner_refresh_seconds=read.integer("BANNER_REFRESH_SECONDS", 60, minimum=1, maximum=86_400),
-        result_ttl_seconds=read.integer("RESULT_TTL_SECONDS", 3_600, minimum=10, maximum=30 * 86_400),
-        task_redelivery_seconds=read.integer("TASK_REDELIVERY_SECONDS", 60, minimum=1, maximum=86_400),
-        task_stream_maxlen=read.integer("TASK_STREAM_MAXLEN", 100_000, minimum=1_000, maximum=100_000_000),
-        worker_shutdown_seconds=read.integer("WORKER_SHUTDOWN_SECONDS", 30, minimum=1, maximum=3_600),
-        sms_provider=sms_provider,
-        sms_code_length=read.integer("SMS_CODE_LENGTH", 4, minimum=4, maximum=10),
-        sms_code_ttl=read.integer("SMS_CODE_TTL", 300, minimum=1, maximum=86_400),
-        sms_mobile_interval_seconds=read.integer("SMS_MOBILE_INTERVAL_SECONDS", 60, minimum=1, maximum=86_400),
-        sms_mobile_daily_limit=read.integer("SMS_MOBILE_DAILY_LIMIT", 10, minimum=1),
-        sms_ip_hourly_limit=read.integer("SMS_IP_HOURLY_LIMIT", 20, minimum=1),
-        sms_max_wrong_tries=read.integer("SMS_MAX_WRONG_TRIES", 5, minimum=1, maximum=100),
-        sms_retry_delay_seconds=read.number("SMS_RETRY_DELAY_SECONDS", 2.0),
-        tencent_secret_id=read.text("TENCENT_SECRET_ID", ""),
-        tencent_secret_key=read.text("TENCENT_SECRET_KEY", ""),
-        tencent_sdk_app_id=read.text("TENCENT_SDK_APP_ID", ""),
-        tencent_sign_name=read.text("TENCENT_SIGN_NAME", ""),
-        tencent_template_id=read.text("TENCENT_TEMPLATE_ID", ""),
-        tencent_region=read.text("TENCENT_REGION", "ap-guangzhou"),
-        tencent_endpoint=read.text("TENCENT_ENDPOINT", "sms.tencentcloudapi.com"),
-        tencent_scheme=read.choice("TENCENT_SCHEME", "https", ("http", "https")),
-        tencent_timeout_seconds=read.number("TENCENT_TIMEOUT_SECONDS", 5.0),
-        jwt_expiry_seconds=read.integer("JWT_EXPIRY_SECONDS", 7 * 86_400, minimum=60, maximum=365 * 86_400),
+        backend_url=_check_http_url("LUFFY_BACKEND_URL", declared.backend_url),
+        media_root=declared.media_root.resolve() if "media_root" in given else data_dir / "media",
+        media_prefix="/" + declared.media_prefix.strip("/") + "/",
     )
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
+    """Build the settings from ``environ`` (default: ``os.environ`` over ``./.env``)."""
+    if environ is None:
+        env: dict[str, str] = read_dotenv(dotenv or Path(".env"))
+        env.update(os.environ)
+    else:
+        env = dict(environ)
+    given = _environment_values(env)
+    try:
+        declared = msgspec.convert(given, Settings, strict=False, dec_hook=_decode_path)
+    except msgspec.ValidationError as exc:
+        raise _conversion_error(exc, given) from None
+    return _completed(declared, given)
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return load_settings()
+
+
+def _shown(default: Any) -> str:
+    if default is None or default == ():
+        return "unset"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, float):
+        return f"`{default:g}`"
+    if isinstance(default, tuple):
+        return f"`{','.join(default)}`"
+    return f"`{default}`" if default != "" else ""
+
+
+def _accepted(field: Declared) -> str:
+    meta = field.meta
+    if meta.ge is not None and meta.le is not None:
+        return f"{meta.ge:,} – {meta.le:,}"
+    if meta.gt is not None:
+        return f"> {meta.gt:g}"
+    if meta.min_length is not None:
+        return f"{meta.min_length}+ characters"
+    if get_origin(field.kind) is Literal:
+        return ", ".join(f"`{choice}`" for choice in get_args(field.kind))
+    if field.kind is bool:
+        return "`true`, `false`"
+    return ""
+
+
+def settings_table() -> str:
+    """The README's configuration table: one row per setting, in declaration order."""
+    rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
+    for field in declared_settings():
+        shown = (field.meta.extra or {}).get("shown_default") or _shown(field.default)
+        rows.append(f"| `{field.variable}` | {shown} | {_accepted(field)} | {field.meta.description} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

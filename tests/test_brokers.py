@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, insert, select
 from taskiq import TaskiqEvents
 from taskiq.exceptions import SendTaskError
 
+import luffy.tasks.broker
 from luffy.cache import make_cache_store
 from luffy.home.models import Banner
 from luffy.home.services import BANNER_CACHE_KEY
@@ -40,6 +42,33 @@ async def writes_then_fails(session: SessionDep) -> None:
     await session.execute(insert(Banner).values(title="半途而废", image="a.png", link="/", info=""))
     await session.flush()
     raise RuntimeError("after the write")
+
+
+class SlotProbe:
+    """What ``holds_a_slot`` tasks report: who started, and a gate that lets them all finish."""
+
+    def __init__(self) -> None:
+        self.started: asyncio.Queue[int] = asyncio.Queue()
+        self.finished: asyncio.Queue[int] = asyncio.Queue()
+        self.release = asyncio.Event()
+
+
+probes: list[SlotProbe] = []
+finished: list[int] = []
+
+
+@default_broker.task(task_name="tests.holds_a_slot")
+async def holds_a_slot(number: int) -> None:
+    probe = probes[-1]
+    probe.started.put_nowait(number)
+    await probe.release.wait()
+    probe.finished.put_nowait(number)
+
+
+@default_broker.task(task_name="tests.slow")
+async def slow(number: int) -> None:
+    await asyncio.sleep(0.2)
+    finished.append(number)
 
 
 @pytest.fixture
@@ -107,3 +136,38 @@ async def test_a_broker_not_started_refuses_to_send(seeded: Settings) -> None:
     with pytest.raises(SendTaskError) as raised:
         await update_banner.kiq()
     assert "the default broker is not started" in str(raised.value.__cause__)
+
+
+async def test_in_process_tasks_run_at_most_the_concurrency_bound_at_once(
+    seeded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(luffy.tasks.broker, "EMBEDDED_CONCURRENCY", 2)
+    probe = SlotProbe()
+    probes.append(probe)
+    configure_brokers(seeded)
+    await start_brokers()
+    try:
+        for number in range(5):
+            await holds_a_slot.kiq(number)
+        async with asyncio.timeout(5):
+            first_two = {await probe.started.get(), await probe.started.get()}
+        for _ in range(50):
+            await asyncio.sleep(0)  # every other task gets its turn to start, and may not
+        assert len(first_two) == 2
+        assert probe.started.empty()
+        probe.release.set()
+        async with asyncio.timeout(5):
+            done = {await probe.finished.get() for _ in range(5)}
+        assert done == set(range(5))
+    finally:
+        probe.release.set()
+        await stop_brokers()
+
+
+async def test_stopping_the_brokers_lets_running_tasks_finish(seeded: Settings) -> None:
+    finished.clear()
+    configure_brokers(seeded)
+    await start_brokers()
+    await slow.kiq(1)
+    await stop_brokers()
+    assert finished == [1]

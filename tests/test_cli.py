@@ -51,7 +51,7 @@ def test_migrate_seed_twice_and_round_trip(fresh_database: str, tmp_path: Path) 
     assert first["luffy_banner"] == "3"
     assert (tmp_path / "media" / "teacher" / "alex_icon.png").is_file()
     luffy(fresh_database, tmp_path, "db", "downgrade", "base")
-    assert "0001" not in luffy(fresh_database, tmp_path, "db", "current").stdout
+    assert "(head)" not in luffy(fresh_database, tmp_path, "db", "current").stdout
     luffy(fresh_database, tmp_path, "db", "upgrade", "head")
     assert "initial schema" in luffy(fresh_database, tmp_path, "db", "history").stdout
 
@@ -69,6 +69,6 @@ def test_demo_seed_reports_the_catalogue(fresh_database: str, tmp_path: Path) ->
 def test_stamp_adopts_an_existing_database(fresh_database: str, tmp_path: Path) -> None:
     luffy(fresh_database, tmp_path, "db", "upgrade")
     luffy(fresh_database, tmp_path, "db", "stamp", "base")
-    assert "0001" not in luffy(fresh_database, tmp_path, "db", "current").stdout
+    assert "(head)" not in luffy(fresh_database, tmp_path, "db", "current").stdout
     luffy(fresh_database, tmp_path, "db", "stamp", "head")
     assert "(head)" in luffy(fresh_database, tmp_path, "db", "current").stdout

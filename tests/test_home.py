@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from tests.conftest import TEST_SECRET
 from tests.support.processes import run_luffy
 from tests.support.services import free_port
 from tests.support.sqlcount import count_statements
+from tests.support.waiting import eventually
 
 BANNERS_URL = "/api/v1/home/banner/"
 SEEDED_BANNERS = [
@@ -236,12 +236,11 @@ async def test_embedded_scheduler_refreshes_the_cache(seeded: Settings, make_set
     async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
         await client.get(BANNERS_URL)
         await execute(settings.database_url, update(Banner).where(Banner.id == 2).values(is_show=False))
-        for _ in range(150):
-            ids = [banner["id"] for banner in (await client.get(BANNERS_URL)).json()["result"]]
-            if ids == [1, 3]:
-                break
-            await asyncio.sleep(0.1)
-    assert ids == [1, 3]
+
+        async def hidden() -> bool:
+            return await banner_ids(client) == [1, 3]
+
+        await eventually(hidden, within=15, what="the scheduler to drop the hidden banner")
 
 
 async def test_health_pings_the_redis_broker(redis_settings: Settings) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.conftest import truncate_all
 from tests.support.processes import run_luffy
 from tests.support.seckill_processes import Stack, poll_all, post_all, production_env
 from tests.support.seckill_support import create_goods, create_users, sale_state
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 FINAL_WITHIN_SECONDS = 60
@@ -164,12 +164,12 @@ async def _until_tasks_are_waiting_on_the_row(config: SQLAlchemyAsyncConfig) -> 
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
-    async with asyncio.timeout(30):
-        while True:
-            async with config.get_engine().connect() as connection:
-                if await connection.scalar(query):
-                    return
-            await asyncio.sleep(0.05)
+
+    async def waiting() -> int:
+        async with config.get_engine().connect() as connection:
+            return int(await connection.scalar(query) or 0)
+
+    await eventually(waiting, within=30, what="a task waiting on the goods row")
 
 
 async def test_a_task_that_fails_for_good_gives_its_unit_back(production: Production) -> None:
@@ -185,11 +185,11 @@ async def test_a_task_that_fails_for_good_gives_its_unit_back(production: Produc
     assert reply["code"] == 100
     assert final == {"code": 102, "msg": "没成功"}
     # The unit is given back right after the failure is saved as the task's result.
-    async with asyncio.timeout(5):
-        while True:
-            if await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0):
-                break
-            await asyncio.sleep(0.05)
+
+    async def given_back() -> bool:
+        return await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0)
+
+    await eventually(given_back, within=5, what="the unit back in Redis")
     assert (await sale_state(production.config, goods_id)).stock == 5
 
 

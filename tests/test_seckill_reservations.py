@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
-from litestar.exceptions import ServiceUnavailableException
 from redis.asyncio import BlockingConnectionPool, Redis
 from taskiq.exceptions import SendTaskError
 
 from luffy.app import create_app
 from luffy.db import make_sqlalchemy_config
+from luffy.errors import Unavailable
 from luffy.seckill.reservations import (
     ABANDONED,
     ENDED,
@@ -239,7 +239,7 @@ async def test_a_reservation_whose_task_cannot_be_enqueued_is_given_back(reserva
     async def broken_queue(_task_id: str, _goods_id: int, _user_id: int) -> None:
         raise SendTaskError
 
-    with pytest.raises(ServiceUnavailableException):
+    with pytest.raises(Unavailable):
         await request_purchase(reservations, PurchaseRequest(name=HAT), 5, broken_queue)
 
     assert (await reservations.state([HAT_ID]))[HAT_ID] == RedisGoods(stock=1, pending=0, buyers=0)

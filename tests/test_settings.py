@@ -104,3 +104,34 @@ def test_any_command_stops_with_one_line_and_status_2(tmp_path: Path, command: l
     assert len(lines) == 1
     assert "LUFFY_DATABASE_URL" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_choices_and_flags_read_as_people_write_them(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "LUFFY_DATA_DIR": str(tmp_path),
+            "LUFFY_LOG_LEVEL": "debug",
+            "LUFFY_SMS_PROVIDER": "Console",
+            "LUFFY_DB_ECHO": "Yes",
+        }
+    )
+    assert (settings.log_level, settings.sms_provider, settings.db_echo) == ("DEBUG", "console", True)
+
+
+def test_a_number_out_of_bounds_is_named_with_its_bound_and_value(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"LUFFY_DATA_DIR": str(tmp_path), "LUFFY_SMS_CODE_LENGTH": "3"})
+    assert str(raised.value) == "LUFFY_SMS_CODE_LENGTH: expected `int` >= 4, got '3'"
+
+
+def test_a_short_secret_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"LUFFY_DATA_DIR": str(tmp_path), "LUFFY_SECRET_KEY": "hunter2-hunter2"})
+    assert raised.value.variable == "LUFFY_SECRET_KEY"
+    assert "hunter2" not in str(raised.value)
+
+
+def test_a_comma_list_of_nothing_keeps_the_default(tmp_path: Path) -> None:
+    settings = load_settings({"LUFFY_DATA_DIR": str(tmp_path), "LUFFY_CORS_ORIGINS": " , ", "LUFFY_MEDIA_PREFIX": "s"})
+    assert settings.cors_origins == ("*",)
+    assert settings.media_prefix == "/s/"

@@ -209,7 +209,7 @@ def test_the_mobile_interval_holds_across_api_processes(clean_stack: Stack) -> N
 def test_the_daily_limit_holds_across_api_processes(clean_stack: Stack) -> None:
     for server in (clean_stack.a, clean_stack.b):
         assert send(server, MOBILE).status_code == 200
-        time.sleep(INTERVAL + 0.1)
+        time.sleep(INTERVAL + 0.1)  # out of the interval, so the next refusal can only be the daily limit
     blocked = send(clean_stack.a, MOBILE)
     assert blocked.status_code == 429
     assert blocked.json()["msg"] == "该手机号今日获取验证码的次数已达上限"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from luffy.tasks.banner import update_banner
 from luffy.tasks.broker import CONSUMER_GROUP, configure_brokers, default_broker, start_brokers, stop_brokers
 from tests.conftest import TEST_SECRET
 from tests.support.processes import LuffyProcess, run_luffy, wait_until
+from tests.support.waiting import eventually
 from tests.test_home import BANNERS_URL, execute
 
 pytestmark = pytest.mark.slow
@@ -99,12 +99,11 @@ async def read_result(task_id: str) -> dict[str, Any]:
 
 
 async def poll_result(client: AsyncTestClient[Litestar], task_id: str) -> dict[str, Any]:
-    for _ in range(200):
-        body = (await client.get(f"/probe/result/{task_id}")).json()
-        if body["ready"]:
-            return body
-        await asyncio.sleep(0.1)
-    pytest.fail(f"no result for task {task_id} in 20 s")
+    async def ready() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(f"/probe/result/{task_id}")).json()
+        return body if body["ready"] else None
+
+    return await eventually(ready, within=20, every=0.1, what=f"the result of task {task_id}")
 
 
 async def test_a_task_sent_by_the_api_runs_in_a_worker_process(task_env: dict[str, str], spawn: Any) -> None:
@@ -188,11 +187,12 @@ async def test_the_scheduler_refreshes_the_cache_through_a_worker(task_env: dict
     async with AsyncTestClient(app=create_app(load_settings(env)), base_url="http://testserver.local") as client:
         await client.get(BANNERS_URL)
         await execute(env["LUFFY_DATABASE_URL"], update(Banner).where(Banner.id == 3).values(title="直接改库"))
-        for _ in range(150):
+
+        async def refreshed() -> list[str] | None:
             titles = [banner["title"] for banner in (await client.get(BANNERS_URL)).json()["result"]]
-            if "直接改库" in titles:
-                break
-            await asyncio.sleep(0.1)
+            return titles if "直接改库" in titles else None
+
+        titles = await eventually(refreshed, within=15, every=0.1, what="the scheduled banner refresh")
     assert titles == ["Python开发入门", "Linux运维精讲", "直接改库"]
     scheduler.send(signal.SIGTERM)
     assert scheduler.wait() == 0

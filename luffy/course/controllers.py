@@ -2,50 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from luffy.course.schemas import CategoryList, ChapterItem, CourseDetail, CoursePage
 from luffy.course.services import (
+    COURSE_NOT_FOUND,
     MAX_ID,
     ORDERING_FIELDS,
     SEARCH_MAX_LENGTH,
     CourseCatalogue,
     CoursePageResult,
     CourseQuery,
-    OrderingError,
-    PageNotFound,
     clamp_page_size,
     parse_ordering,
 )
+from luffy.errors import NotFound
 from luffy.responses import error_responses
 
-COURSE_NOT_FOUND = "课程不存在"
-PAGE_NOT_FOUND = "无效页面"
 NO_NUL = r"^[^\x00]*$"
 _ORDER_TERM = rf"\s*-?({'|'.join(ORDERING_FIELDS)})\s*"
 # Documented in the OpenAPI schema only: the parser enforces it, with a message that names the field.
 ORDERING_PATTERN = rf"^({_ORDER_TERM}(,{_ORDER_TERM})*)?$"
 
 
-async def provide_catalogue(state: State) -> AsyncIterator[CourseCatalogue]:
-    """A catalogue on a connection of its own, for the length of the request.
-
-    Reads only, so no transaction: AUTOCOMMIT spares a BEGIN and a COMMIT round trip per request
-    (under READ COMMITTED a page's statements see separate snapshots either way). The engine and
-    settings come from the app state rather than from other dependencies, so a handler resolves
-    this one dependency alone instead of a batch that Litestar gathers in a task group.
-    """
-    async with state.sqlalchemy_config.get_engine().connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        yield CourseCatalogue(connection, state.settings)
+def provide_catalogue(state: State, db_connection: NamedDependency[AsyncConnection]) -> CourseCatalogue:
+    """The catalogue reads on the request's autocommit connection (``luffy.db.provide_read_connection``)."""
+    return CourseCatalogue(db_connection, state.settings)
 
 
 CategoryParameter = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="Only this category's courses.")]
@@ -83,14 +72,10 @@ def course_query(
     page_size: int | None,
     size: int | None,
 ) -> CourseQuery:
-    try:
-        order_keys = parse_ordering(ordering)
-    except OrderingError as exc:
-        raise ValidationException(detail=str(exc), extra=[{"key": "ordering", "message": str(exc)}]) from None
     return CourseQuery(
         category_id=course_category,
         search=search.strip() if search else None,
-        ordering=order_keys,
+        ordering=parse_ordering(ordering),
         page=page,
         page_size=clamp_page_size(page_size if page_size is not None else size),
     )
@@ -120,16 +105,16 @@ def _page_reply(request: Request[Any, Any, Any], result: CoursePageResult) -> Co
 class CourseController(Controller):
     path = "/course"
     tags = ["courses"]
-    dependencies = {"catalogue": Provide(provide_catalogue)}
+    dependencies = {"catalogue": Provide(provide_catalogue, sync_to_thread=False)}
 
-    @get("/category/", summary="Visible course categories, by orders then id")
+    @get("/category/", summary="Visible course categories, by orders then id", responses=error_responses(400))
     async def categories(self, catalogue: NamedDependency[CourseCatalogue]) -> CategoryList:
         return CategoryList(result=await catalogue.categories())
 
     @get(
         ["/actual/", "/list/", "/search/"],
         summary="A page of visible courses: filter, search, ordering, pagination",
-        responses=error_responses(404),
+        responses=error_responses(400, 404),
     )
     async def course_list(
         self,
@@ -143,29 +128,25 @@ class CourseController(Controller):
         size: SizeParameter = None,
     ) -> CoursePage:
         query = course_query(course_category, ordering, search, page, page_size, size)
-        try:
-            result = await catalogue.course_page(query)
-        except PageNotFound:
-            raise NotFoundException(detail=PAGE_NOT_FOUND) from None
-        return _page_reply(request, result)
+        return _page_reply(request, await catalogue.course_page(query))
 
     @get(
         ["/actual/{course_id:int}/", "/list/{course_id:int}/"],
         summary="One visible course, its fields beside code and msg",
-        responses=error_responses(404),
+        responses=error_responses(400, 404),
     )
     async def course_detail(
         self, catalogue: NamedDependency[CourseCatalogue], course_id: FromPath[int]
     ) -> CourseDetail:  # type: ignore[valid-type]
         course = await catalogue.course(course_id)
         if course is None:
-            raise NotFoundException(detail=COURSE_NOT_FOUND)
+            raise NotFound(COURSE_NOT_FOUND)
         return CourseDetail(**{field: getattr(course, field) for field in course.__struct_fields__})
 
     @get(
         "/chapter/",
         summary="A course's visible chapters with their sections (a bare array, no envelope)",
-        responses=error_responses(404),
+        responses=error_responses(400, 404),
     )
     async def chapters(
         self,
@@ -174,5 +155,5 @@ class CourseController(Controller):
     ) -> list[ChapterItem]:
         chapters = await catalogue.chapters(course)
         if chapters is None:
-            raise NotFoundException(detail=COURSE_NOT_FOUND)
+            raise NotFound(COURSE_NOT_FOUND)
         return chapters

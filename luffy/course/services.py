@@ -34,6 +34,7 @@ from luffy.course.schemas import (
     display_name,
 )
 from luffy.db import LuffyBase
+from luffy.errors import InvalidInput, NotFound
 from luffy.settings import Settings
 
 # JavaScript's largest safe integer: a larger id could not reach the front end intact, and the
@@ -47,12 +48,22 @@ ORDERING_FIELDS = ("orders", "price", "students", "id")
 SEARCH_MAX_LENGTH = 128
 
 
-class OrderingError(ValueError):
+PAGE_NOT_FOUND = "无效页面"
+COURSE_NOT_FOUND = "课程不存在"
+
+
+class OrderingError(InvalidInput):
     """The ``ordering`` parameter names a field that cannot be ordered by."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="ordering")
 
-class PageNotFound(LookupError):
+
+class PageNotFound(NotFound):
     """The requested page lies past the last page."""
+
+    def __init__(self) -> None:
+        super().__init__(PAGE_NOT_FOUND)
 
 
 OrderKey = tuple[str, bool]  # (field, descending)
@@ -136,7 +147,7 @@ _TEACHER_COLUMNS = (
 _ORDER_COLUMNS = {"orders": Course.orders, "price": Course.price, "students": Course.students, "id": Course.id}
 
 
-def _courses_with_teacher() -> Select[Any]:
+def _courses_with_teacher() -> Select[*tuple[Any, ...]]:
     """Visible courses, each with its visible teacher and visible category (else null)."""
     return (
         select(*_COURSE_COLUMNS, CourseCategory.id.label("category_id"), *_TEACHER_COLUMNS)
@@ -168,7 +179,7 @@ def _order_by(ordering: Sequence[OrderKey]) -> list[ColumnElement[Any]]:
 # The statements are built once, with bound parameters, so a request neither rebuilds them nor
 # recomputes their cache keys: SQLAlchemy compiles each once and asyncpg prepares each once per
 # connection.
-def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[Any]:
+def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
     """The first sections of each listed course (chapter order, then section order), ranked in SQL."""
     ranked = (
         select(
@@ -209,7 +220,7 @@ def _build_section_previews(of_listed_courses: ColumnElement[bool]) -> Select[An
     )
 
 
-def _build_chapters() -> Select[Any]:
+def _build_chapters() -> Select[*tuple[Any, ...]]:
     """A visible course's visible chapters, each with its visible sections (one row per section)."""
     return (
         select(
@@ -261,7 +272,7 @@ _CHAPTERS = _build_chapters()
 @lru_cache(maxsize=512)
 def _page_statements(
     ordering: tuple[OrderKey, ...], by_category: bool, by_search: bool
-) -> tuple[Select[Any], Select[Any]]:
+) -> tuple[Select[*tuple[Any, ...]], Select[*tuple[Any, ...]]]:
     """The count and the page of a listing, for each shape of query (the values are bound at execution)."""
     conditions: list[ColumnElement[bool]] = []
     if by_category:
@@ -310,7 +321,7 @@ class CourseCatalogue:
         count = (await self.connection.execute(count_statement, parameters)).scalar_one()
         offset = (query.page - 1) * query.page_size
         if query.page > 1 and offset >= count:
-            raise PageNotFound(query.page)
+            raise PageNotFound
         if count == 0:
             return CoursePageResult(count, query.page, query.page_size, [])
         parameters.update(limit=query.page_size, offset=offset)

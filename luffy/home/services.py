@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 
 import msgspec
 from advanced_alchemy.filters import LimitOffset
@@ -31,7 +29,6 @@ CACHE_RETRY_SECONDS = 5.0
 
 logger = logging.getLogger("luffy.home")
 _decode_banners = msgspec.json.Decoder(list[BannerItem]).decode
-SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 class CacheOutage:
@@ -94,28 +91,26 @@ async def refresh_banner_cache(session: AsyncSession, cache: Store, settings: Se
 
 
 async def cached_banners(
-    cache: Store, open_session: SessionFactory, settings: Settings, outage: CacheOutage
+    cache: Store, session: AsyncSession, settings: Settings, outage: CacheOutage
 ) -> list[BannerItem]:
     """The banner list for the home page: from the cache, else from the database (filling the cache).
 
-    A hit touches no database. An unreachable cache costs a warning, never the answer.
+    A hit touches no database (a session connects on its first statement). An unreachable cache
+    costs a warning, never the answer.
     """
     if outage.ongoing:
-        async with open_session() as session:
-            return await read_banners(session, settings)
+        return await read_banners(session, settings)
     try:
         cached = await cache.get(BANNER_CACHE_KEY)
     except CACHE_ERRORS as exc:
         outage.record(exc)
-        async with open_session() as session:
-            return await read_banners(session, settings)
+        return await read_banners(session, settings)
     if cached is not None:
         try:
             return _decode_banners(cached)
         except msgspec.DecodeError:
             logger.warning("banner cache holds an unreadable value; rebuilding it")
-    async with open_session() as session:
-        banners = await read_banners(session, settings)
+    banners = await read_banners(session, settings)
     try:
         await _store(cache, banners, settings)
     except CACHE_ERRORS as exc:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from luffy.cache import CACHE_STORE
 from luffy.db import session_scope
+from luffy.responses import error_responses
 from luffy.seckill.reservations import RedisReservations
 from luffy.seckill.schemas import (
     TASK_ID_MAX_LENGTH,
@@ -27,53 +28,57 @@ from luffy.seckill.schemas import (
     QueuedReply,
     WaitingReply,
 )
-from luffy.seckill.services import SeckillGate, make_gate, publish_goods, purchase_status, request_purchase
-from luffy.tasks.seckill import purchase
+from luffy.seckill.services import SeckillDesk, make_gate, publish_goods
 from luffy.user.auth import AuthUser
 
 logger = logging.getLogger("luffy.seckill")
 
 
-async def _enqueue(task_id: str, goods_id: int, user_id: int) -> None:
-    await purchase.kicker().with_task_id(task_id).kiq(goods_id=goods_id, user_id=user_id)
-
-
-def _gate(state: State) -> SeckillGate:
-    return state.seckill_gate
+def _desk(state: State) -> SeckillDesk:
+    return state.seckill_desk
 
 
 class SeckillController(Controller):
+    """Mounted on the app's authenticated router: every request carries a token."""
+
     path = "/user/sckill"
     tags = ["seckill"]
-    dependencies = {"gate": Provide(_gate, sync_to_thread=False)}
+    dependencies = {"desk": Provide(_desk, sync_to_thread=False)}
 
     @post(
         "/",
         status_code=200,
         summary="Queue a flash-sale purchase",
         description="Answers 您正在排队 with a task_id once the order task is enqueued, or 101 with a reason at once.",
+        responses=error_responses(400, 401),
     )
     async def purchase(
         self,
         request: Request[AuthUser, Token, Any],
         data: JSONBody[PurchaseRequest],
-        gate: NamedDependency[SeckillGate],
+        desk: NamedDependency[SeckillDesk],
     ) -> QueuedReply | FailedReply:
-        return await request_purchase(gate, data, request.user.id, _enqueue)
+        return await desk.request(data, request.user.id)
 
-    @get("/", summary="Poll a purchase: 100 ordered, 101 failed, 103 still queued, 102 unknown", cache=False)
+    @get(
+        "/",
+        summary="Poll a purchase: 100 ordered, 101 failed, 103 still queued, 102 unknown",
+        cache=False,
+        responses=error_responses(400, 401),
+    )
     async def outcome(
         self,
         request: Request[AuthUser, Token, Any],
-        gate: NamedDependency[SeckillGate],
+        desk: NamedDependency[SeckillDesk],
         task_id: Annotated[str, Parameter(min_length=1, max_length=TASK_ID_MAX_LENGTH)],
     ) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-        return await purchase_status(gate, purchase.broker.result_backend, task_id, request.user.id)
+        return await desk.status(task_id, request.user.id)
 
 
 @asynccontextmanager
 async def seckill_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Builds the gate; in production also copies goods Redis has not seen yet from the database."""
+    """Builds the gate and the desk (with the order queue ``luffy.app`` put in ``state.purchase_queue``);
+    in production also copies goods Redis has not seen yet from the database."""
     state = app.state
     gate = make_gate(
         redis=state.redis,
@@ -82,6 +87,7 @@ async def seckill_lifespan(app: Litestar) -> AsyncIterator[None]:
         owner_ttl_seconds=state.settings.result_ttl_seconds,
     )
     state.seckill_gate = gate
+    state.seckill_desk = SeckillDesk(gate, state.purchase_queue)
     if isinstance(gate, RedisReservations):
         try:
             async with session_scope(state.sqlalchemy_config) as session:

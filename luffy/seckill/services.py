@@ -19,12 +19,12 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
-from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.stores.base import Store
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -36,6 +36,7 @@ from taskiq.exceptions import SendTaskError
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from luffy.db import session_scope
+from luffy.errors import InvalidInput, NotFound, Unavailable
 from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.reservations import (
     ABANDONED,
@@ -67,10 +68,11 @@ logger = logging.getLogger("luffy.seckill")
 
 ORDER_CREATED = "created"
 MAX_PRICE = Decimal("999999.99")
+# ``enqueue(task_id, goods_id, user_id)``: send the order task for an admitted request.
 Enqueue = Callable[[str, int, int], Awaitable[Any]]
 
 
-class SeckillError(ValueError):
+class SeckillError(InvalidInput):
     """An operator's request that cannot be carried out (bad goods data)."""
 
 
@@ -122,6 +124,31 @@ class DatabaseGate:
         return int(value) if value is not None else None
 
 
+class PurchaseQueue(Protocol):
+    """The order task's queue: where admitted requests go and their outcomes come back.
+
+    ``luffy.app`` wires in the TaskIQ one (``luffy.tasks.seckill``); domains never import the tasks.
+    """
+
+    async def enqueue(self, task_id: str, goods_id: int, user_id: int) -> None: ...
+
+    def results(self) -> AsyncResultBackend[Any]: ...
+
+
+@dataclass(frozen=True)
+class SeckillDesk:
+    """What the API's flash-sale endpoints need: the gate that admits buyers and the order queue."""
+
+    gate: SeckillGate
+    queue: PurchaseQueue
+
+    async def request(self, request: PurchaseRequest, user_id: int) -> QueuedReply | FailedReply:
+        return await request_purchase(self.gate, request, user_id, self.queue.enqueue)
+
+    async def status(self, task_id: str, user_id: int) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
+        return await purchase_status(self.gate, self.queue.results(), task_id, user_id)
+
+
 def make_gate(
     *,
     redis: Redis | None,
@@ -170,7 +197,7 @@ async def request_purchase(
 ) -> QueuedReply | FailedReply:
     """Admit the request and enqueue its order task; answer at once when the outcome is already certain."""
     if (request.name is None) == (request.goods_id is None):
-        raise ClientException("请提供 name 或 goods_id 其中之一")
+        raise InvalidInput("请提供 name 或 goods_id 其中之一")
     task_id = new_task_id()
     try:
         admission = await gate.admit(
@@ -178,11 +205,11 @@ async def request_purchase(
         )
     except (RedisError, SQLAlchemyError, OSError) as exc:
         logger.warning("seckill admission unavailable: %s", type(exc).__name__)
-        raise ServiceUnavailableException("秒杀服务暂不可用，请稍后再试") from exc
+        raise Unavailable("秒杀服务暂不可用，请稍后再试") from exc
     if admission.status == UNKNOWN or admission.goods_id is None:
-        raise NotFoundException("秒杀商品不存在")
+        raise NotFound("秒杀商品不存在")
     if admission.status in WINDOW_MESSAGES:
-        raise ClientException(WINDOW_MESSAGES[admission.status])
+        raise InvalidInput(WINDOW_MESSAGES[admission.status])
     if admission.status in (SOLD_OUT, DUPLICATE):
         return FailedReply(reason=admission.status)  # type: ignore[arg-type]
     try:
@@ -190,7 +217,7 @@ async def request_purchase(
     except SendTaskError as exc:
         logger.warning("seckill task %s not enqueued (%s); its reservation is given back", task_id, exc)
         await abandon_purchase(gate, admission.goods_id, task_id)
-        raise ServiceUnavailableException("排队服务暂不可用，请稍后再试") from exc
+        raise Unavailable("排队服务暂不可用，请稍后再试") from exc
     return QueuedReply(task_id=task_id)
 
 
@@ -207,7 +234,7 @@ async def purchase_status(
     except (ResultIsMissingError, KeyError):
         return NotSucceededReply()
     except (RedisError, OSError) as exc:
-        raise ServiceUnavailableException("秒杀服务暂不可用，请稍后再试") from exc
+        raise Unavailable("秒杀服务暂不可用，请稍后再试") from exc
     value = result.return_value
     if result.is_err or not isinstance(value, dict):
         return NotSucceededReply()
@@ -283,8 +310,9 @@ async def place_order(
     already committed finds it (through the unique constraints) and reports it again instead
     of buying twice.
     """
+    order_no = new_order_no(now)
     order = {
-        "order_no": new_order_no(now),
+        "order_no": order_no,
         "task_id": task_id,
         "user_id": user_id,
         "goods_id": goods_id,
@@ -304,7 +332,7 @@ async def place_order(
         return existing
     if not ordered:
         return await _why_not(session, task_id=task_id, goods_id=goods_id, user_id=user_id, now=now)
-    return PurchaseOutcome(outcome=ORDERED, order_no=order["order_no"])
+    return PurchaseOutcome(outcome=ORDERED, order_no=order_no)
 
 
 def _take_one(goods_id: int, now: datetime.datetime) -> Update:

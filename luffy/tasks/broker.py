@@ -9,7 +9,8 @@ in a ``luffy worker`` process.
   message is acknowledged only after its result is saved, and a message a killed worker left
   unacknowledged is claimed by another worker after ``LUFFY_TASK_REDELIVERY_SECONDS``. Results
   live in Redis for ``LUFFY_RESULT_TTL_SECONDS``.
-- Embedded: tasks run inside this process (``luffy serve``), results are kept in memory.
+- Embedded: TaskIQ's ``InMemoryBroker`` runs tasks inside this process (``luffy serve``) and keeps
+  their results in memory.
 
 Either way results are read through the broker's ``result_backend``, so callers don't care.
 """
@@ -32,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, SmartRetryMiddleware, TaskiqEvents
-from taskiq.brokers.inmemory_broker import InmemoryResultBackend
+from taskiq.brokers.inmemory_broker import InMemoryBroker, InmemoryResultBackend
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage, TaskiqMessage
 from taskiq.receiver import Receiver
@@ -61,6 +62,8 @@ RETRY_BASE_DELAY_SECONDS = 1.0
 RETRY_MAX_DELAY_SECONDS = 30.0
 
 logger = logging.getLogger("luffy.tasks")
+# XREADGROUP's reply as this client reads it (RESP2, bytes): [(stream, [(message id, fields), ...]), ...]
+StreamRead = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
 class ReclaimingStreamBroker(RedisStreamBroker):
@@ -89,7 +92,7 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                 if reader is not None and reader.cancelling():
                     raise asyncio.CancelledError
                 try:
-                    fetched = await redis.xreadgroup(
+                    fetched: StreamRead | None = await redis.xreadgroup(  # type: ignore[assignment]
                         self.consumer_group_name,
                         self.consumer_name,
                         {self.queue_name: ">"},
@@ -124,20 +127,24 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                 for stream, entries in fetched or []:
                     for message_id, fields in entries:
                         yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, stream))
-                for message_id, fields in claimed:
-                    if not fields:  # trimmed from the stream while pending: nothing left to run
+                for claimed_id, claimed_fields in claimed:
+                    if not claimed_fields:  # trimmed from the stream while pending: nothing left to run
                         continue
                     logger.warning(
                         "stream %s: redelivering message %s, left unacknowledged by a stopped worker",
                         self.queue_name,
-                        message_id.decode(),
+                        claimed_id.decode(),
                     )
-                    yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, self.queue_name))
+                    yield AckableMessage(
+                        data=claimed_fields[b"data"], ack=self._ack_generator(claimed_id, self.queue_name)
+                    )
 
-    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+    def _ack_generator(self, id: bytes | str, queue_name: bytes | str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
             async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=True) as pipe:
-                await pipe.xack(queue_name, self.consumer_group_name, id).xdel(queue_name, id).execute()
+                pipe.xack(queue_name, self.consumer_group_name, id)
+                pipe.xdel(queue_name, id)
+                await pipe.execute()
 
         return ack
 
@@ -178,20 +185,37 @@ class BackoffRetryMiddleware(SmartRetryMiddleware):
         await kicker.kiq(*message.args, **message.kwargs)
 
 
-class QueueBroker(AsyncBroker):
-    """One queue's broker: a Redis stream or this process, as the settings it starts with say."""
+class BoundedReceiver(Receiver):
+    """TaskIQ's receiver, running at most ``max_async_tasks`` tasks at once; the others wait for a slot.
+
+    TaskIQ applies that bound in a worker's read loop; the in-memory broker calls ``callback``
+    directly, so here the bound sits in ``callback``. Made at each start-up (its semaphore belongs
+    to the running event loop).
+    """
+
+    async def callback(self, message: bytes | AckableMessage, raise_err: bool = False) -> None:
+        assert self.sem is not None
+        async with self.sem:
+            await super().callback(message, raise_err=raise_err)
+
+
+class QueueBroker(InMemoryBroker):
+    """One queue's broker: a Redis stream, or (embedded) TaskIQ's in-memory broker, as the settings say.
+
+    Embedded, TaskIQ's ``InMemoryBroker`` runs each task in this process and keeps its result in
+    memory; Luffy adds only a bound on the tasks running at once and, on shutdown, a wait of up to
+    ``LUFFY_WORKER_SHUTDOWN_SECONDS`` for the running ones. With Redis, sending goes to the stream
+    and a ``luffy worker`` process reads it.
+    """
 
     def __init__(self, queue: str) -> None:
-        super().__init__()
+        super().__init__(max_stored_results=EMBEDDED_STORED_RESULTS, max_async_tasks=EMBEDDED_CONCURRENCY)
         self.queue = queue
         self.stream_name = STREAM_PREFIX + queue
         self.started = False
         self._settings: Settings | None = None
         self._shared_resources: tuple[SQLAlchemyAsyncConfig, Store] | None = None
         self._stream: ReclaimingStreamBroker | None = None
-        self._in_process: Receiver | None = None
-        self._in_process_slots: asyncio.Semaphore | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
         self._resources = AsyncExitStack()
         self.add_middlewares(
             BackoffRetryMiddleware(
@@ -237,8 +261,7 @@ class QueueBroker(AsyncBroker):
         settings = self.settings
         if settings.is_embedded:
             self.result_backend = InmemoryResultBackend(max_stored_results=EMBEDDED_STORED_RESULTS)
-            self._in_process = Receiver(broker=self, run_startup=False, max_async_tasks=EMBEDDED_CONCURRENCY)
-            self._in_process_slots = asyncio.Semaphore(EMBEDDED_CONCURRENCY)
+            self.receiver = BoundedReceiver(broker=self, executor=self.executor, max_async_tasks=EMBEDDED_CONCURRENCY)
         else:
             assert settings.redis_url is not None
             self._stream = ReclaimingStreamBroker(
@@ -257,7 +280,8 @@ class QueueBroker(AsyncBroker):
                 socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
                 health_check_interval=30,
             )
-            self.result_backend = RedisAsyncResultBackend(
+            # InMemoryBroker declares its own backend type; with Redis, results live in Redis.
+            self.result_backend = RedisAsyncResultBackend(  # type: ignore[assignment]
                 redis_url=settings.redis_url,
                 result_ex_time=settings.result_ttl_seconds,
                 prefix_str=RESULT_PREFIX,
@@ -267,10 +291,10 @@ class QueueBroker(AsyncBroker):
         self._resources = AsyncExitStack()
         if self.runs_tasks:
             await self._open_task_resources(settings)
-        await super().startup()
-        if settings.is_embedded and not self.is_worker_process:
-            await self._run_event_handlers(TaskiqEvents.WORKER_STARTUP)  # this process is its own worker
-        if self._stream is not None:
+        if self._stream is None:
+            await super().startup()  # the in-memory broker: client and worker start-up, this process is both
+        else:
+            await AsyncBroker.startup(self)
             try:
                 await self._stream.startup()
             except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -304,44 +328,35 @@ class QueueBroker(AsyncBroker):
         self.state.cache_store = cache_store
 
     async def shutdown(self) -> None:
+        """Let in-process tasks finish (for a while), then stop: the worker side first, as it started last."""
         if not self.started:
             return
-        if self._in_flight:
-            logger.info("queue %s: waiting for %d in-process tasks", self.queue, len(self._in_flight))
-            await asyncio.wait(self._in_flight, timeout=self.settings.worker_shutdown_seconds)
+        running = self._running_tasks
+        if running:
+            logger.info("queue %s: waiting for %d in-process tasks", self.queue, len(running))
+            await asyncio.wait(running, timeout=self.settings.worker_shutdown_seconds)
         try:
-            if self.settings.is_embedded and not self.is_worker_process:
-                await self._run_event_handlers(TaskiqEvents.WORKER_SHUTDOWN)
-            await super().shutdown()
+            if self._stream is None:
+                for handler in self.event_handlers[TaskiqEvents.WORKER_SHUTDOWN]:
+                    await maybe_awaitable(handler(self.state))
+            # Not InMemoryBroker.shutdown: it would stop the executor for good, and the broker starts again.
+            await AsyncBroker.shutdown(self)
             if self._stream is not None:
                 await self._stream.shutdown()
         finally:
             await self._resources.aclose()
             self._stream = None
-            self._in_process = None
             self.started = False
-
-    async def _run_event_handlers(self, event: TaskiqEvents) -> None:
-        for handler in self.event_handlers[event]:
-            await maybe_awaitable(handler(self.state))
 
     async def kick(self, message: BrokerMessage) -> None:
         if self._stream is not None:
             await self._stream.kick(message)
-            return
-        if self._in_process is None:
+        elif not self.started:
             raise RuntimeError(f"the {self.queue} broker is not started")
-        assert self._in_process_slots is not None
-        task = asyncio.create_task(self._run_in_process(self._in_process, self._in_process_slots, message.message))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        else:
+            await super().kick(message)
 
-    @staticmethod
-    async def _run_in_process(receiver: Receiver, slots: asyncio.Semaphore, data: bytes) -> None:
-        async with slots:
-            await receiver.callback(data)
-
-    def listen(self) -> AsyncGenerator[AckableMessage, None]:
+    def listen(self) -> AsyncGenerator[AckableMessage, None]:  # type: ignore[override]  # the stream's, not bytes
         if self._stream is None:
             raise RuntimeError(f"the {self.queue} broker runs tasks in-process: there is no queue to listen to")
         return self._stream.listen()

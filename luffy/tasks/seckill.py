@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqMiddleware, TaskiqResult
+from taskiq.abc.result_backend import AsyncResultBackend
 from taskiq.state import TaskiqState
 
 from luffy.cache import make_redis
@@ -53,6 +54,17 @@ async def purchase(
         session, gate, task_id=context.message.task_id, goods_id=goods_id, user_id=user_id
     )
     return outcome.as_result()
+
+
+class PurchaseTaskQueue:
+    """``luffy.seckill.services.PurchaseQueue`` on the ``seckill`` broker: the API's way to the order task."""
+
+    async def enqueue(self, task_id: str, goods_id: int, user_id: int) -> None:
+        # The task's other parameters are TaskIQ dependencies, filled where it runs.
+        await purchase.kicker().with_task_id(task_id).kiq(goods_id=goods_id, user_id=user_id)  # type: ignore[call-overload]
+
+    def results(self) -> AsyncResultBackend[Any]:
+        return seckill_broker.result_backend
 
 
 class AbandonFailedPurchases(TaskiqMiddleware):

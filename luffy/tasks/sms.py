@@ -15,7 +15,7 @@ from taskiq.state import TaskiqState
 from luffy.settings import Settings
 from luffy.tasks.broker import sms_broker
 from luffy.tasks.deps import CacheDep, SessionDep, SettingsDep
-from luffy.user.services import SMS_MAX_ATTEMPTS, deliver_code
+from luffy.user.services import SMS_MAX_ATTEMPTS, Enqueue, deliver_code
 from luffy.user.sms_providers import SmsProvider, TransientSmsError, make_sms_provider
 
 SEND_SMS_CODE = "luffy.sms.send_code"
@@ -66,5 +66,14 @@ async def enqueue_sms_code(settings: Settings, mobile: str, send_id: str) -> Non
         send_sms_code.kicker()
         .with_task_id(send_id)
         .with_labels(delay=settings.sms_retry_delay_seconds)
-        .kiq(mobile, send_id)
+        .kiq(mobile, send_id)  # type: ignore[call-overload]  # the other parameters are TaskIQ dependencies
     )
+
+
+def sms_enqueuer(settings: Settings) -> Enqueue:
+    """The ``enqueue`` that ``luffy.app`` gives the SMS code service."""
+
+    async def enqueue(mobile: str, send_id: str) -> None:
+        await enqueue_sms_code(settings, mobile, send_id)
+
+    return enqueue

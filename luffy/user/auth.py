@@ -1,31 +1,51 @@
 """JWT authentication (Litestar's ``JWTAuth``), signed with ``LUFFY_SECRET_KEY``.
 
+Authentication is declared where it applies: ``luffy/app.py`` puts the protected controllers on a
+router that carries ``jwt_auth.middleware`` and its OpenAPI security requirement, and the public
+ones on routers without it. How a request presents its token is decided in one place,
+:func:`encoded_token`; who the token stands for, in :func:`_user_from_token`.
+
 The authenticated user is read from the token alone: protected hot paths (the seckill POST)
 make no database query to learn who is calling.
 """
 
 from __future__ import annotations
 
-import warnings
 from datetime import timedelta
 from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
-from litestar.security.jwt import JWTAuth, Token
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from luffy.settings import Settings
 
-# Only these API paths need a token; everything else is public, as in the contract.
-PROTECTED_PATHS = r"^(?!/api/v1/user/(me|sckill)(/|$))"
-# Litestar guesses that a negative-lookahead exclude pattern "matches all paths" and warns at every
-# start; it doesn't (tests prove /me and /sckill answer 401 without a token), so the warning is noise.
-warnings.filterwarnings("ignore", message="Middleware 'JWTAuthenticationMiddleware' exclude pattern")
+AUTH_HEADER = "Authorization"
 
 
 class AuthUser(msgspec.Struct, frozen=True):
     id: int
     username: str
+
+
+def encoded_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The token a request presents: the word after the scheme in ``Authorization``, or none."""
+    header = connection.headers.get(AUTH_HEADER)
+    if not header:
+        return None
+    return header.partition(" ")[-1]
+
+
+class TokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware, reading the token through :func:`encoded_token`."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        token = encoded_token(connection)
+        if token is None:
+            raise NotAuthorizedException("No JWT token found in request header")
+        return await self.authenticate_token(encoded_token=token, connection=connection)
 
 
 async def _user_from_token(token: Token, _connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser | None:
@@ -41,7 +61,8 @@ def make_jwt_auth(settings: Settings) -> JWTAuth[AuthUser, Token]:
         retrieve_user_handler=_user_from_token,
         token_secret=settings.secret_key,
         default_token_expiration=timedelta(seconds=settings.jwt_expiry_seconds),
-        exclude=[PROTECTED_PATHS],
+        auth_header=AUTH_HEADER,
+        authentication_middleware_class=TokenAuthenticationMiddleware,
         description="Authorization: Bearer <token from /api/v1/user/mobile/login/>",
     )
 

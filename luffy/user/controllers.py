@@ -1,7 +1,8 @@
-"""User endpoints: mobile check, SMS codes, mobile login and the current user.
+"""User endpoints: mobile check, SMS codes, mobile login (public) and the current user (with a token).
 
 The original front end's paths (``user/user/mobile/``, ``user/user/send_sms/``,
-``user/user/mobile_login/``) are aliases of the same handlers.
+``user/user/mobile_login/``) are aliases of the same handlers. ``CurrentUserController`` is
+mounted on the app's authenticated router, ``UserController`` on the public one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from litestar.types.internal_types import PathParameterDefinition
 from luffy.cache import CACHE_STORE
 from luffy.responses import error_responses
 from luffy.settings import Settings
-from luffy.tasks.sms import enqueue_sms_code
 from luffy.user.auth import AuthUser, issue_token
 from luffy.user.schemas import (
     MOBILE_EXISTS,
@@ -49,10 +49,13 @@ def operation_id(handler: HTTPRouteHandler, method: str, components: list[str | 
 
 
 def provide_sms_codes(request: Request[Any, Any, Any], state: State, settings: SettingsDep) -> SmsCodeService:
-    """One service per app, made on first use (the Redis client exists only once the app has started)."""
+    """One service per app, made on first use (the Redis client exists only once the app has started).
+
+    ``state.enqueue_sms`` is the send task's queue, wired in by ``luffy.app`` at assembly.
+    """
     service: SmsCodeService | None = state.get("sms_code_service")
     if service is None:
-        service = make_sms_code_service(settings, state.redis, request.app.stores.get(CACHE_STORE))
+        service = make_sms_code_service(settings, state.redis, request.app.stores.get(CACHE_STORE), state.enqueue_sms)
         state.sms_code_service = service
     return service
 
@@ -61,13 +64,12 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _send_code(request: Request[Any, Any, Any], sms: SmsCodeService, settings: Settings, mobile: str) -> SmsSent:
-    await sms.request_code(
-        parse_mobile(mobile),
-        client_ip(request),
-        lambda checked, send_id: enqueue_sms_code(settings, checked, send_id),
-    )
+async def _send_code(request: Request[Any, Any, Any], sms: SmsCodeService, mobile: str) -> SmsSent:
+    await sms.request_code(parse_mobile(mobile), client_ip(request))
     return SmsSent()
+
+
+provide_users = create_service_provider(UserService)
 
 
 class UserController(Controller):
@@ -76,14 +78,14 @@ class UserController(Controller):
     request_max_body_size = MAX_BODY_BYTES
     dependencies = {
         "sms": Provide(provide_sms_codes, sync_to_thread=False),
-        "users": Provide(create_service_provider(UserService)),
+        "users": Provide(provide_users),
     }
 
     @get(
         ["/mobile/check_mobile", "/user/mobile"],
         summary="Is a mobile number registered? (counts against the per-IP SMS limit)",
         operation_id=operation_id,
-        responses=error_responses(429),
+        responses=error_responses(400, 429),
     )
     async def check_mobile(
         self, request: Request[Any, Any, Any], sms: SmsDep, users: UsersDep, mobile: MobileQuery
@@ -94,28 +96,30 @@ class UserController(Controller):
             return MobileCheck(code=MOBILE_EXISTS, msg="手机号存在")
         return MobileCheck(code=MOBILE_UNKNOWN, msg="手机号不存在")
 
-    @post("/mobile/send_sms", status_code=200, summary="Send an SMS verification code", responses=error_responses(429))
-    async def send_sms(
-        self, request: Request[Any, Any, Any], sms: SmsDep, settings: SettingsDep, data: JSONBody[MobileBody]
-    ) -> SmsSent:
-        return await _send_code(request, sms, settings, data.mobile)
+    @post(
+        "/mobile/send_sms",
+        status_code=200,
+        summary="Send an SMS verification code",
+        responses=error_responses(400, 429),
+    )
+    async def send_sms(self, request: Request[Any, Any, Any], sms: SmsDep, data: JSONBody[MobileBody]) -> SmsSent:
+        return await _send_code(request, sms, data.mobile)
 
     @get(
         ["/mobile/send_sms", "/user/send_sms"],
         summary="Send an SMS verification code (the original front end's GET form)",
         operation_id=operation_id,
-        responses=error_responses(429),
+        responses=error_responses(400, 429),
     )
-    async def send_sms_by_query(
-        self, request: Request[Any, Any, Any], sms: SmsDep, settings: SettingsDep, mobile: MobileQuery
-    ) -> SmsSent:
-        return await _send_code(request, sms, settings, mobile)
+    async def send_sms_by_query(self, request: Request[Any, Any, Any], sms: SmsDep, mobile: MobileQuery) -> SmsSent:
+        return await _send_code(request, sms, mobile)
 
     @post(
         ["/mobile/login", "/user/mobile_login"],
         status_code=200,
         summary="Log in with a mobile and its SMS code",
         operation_id=operation_id,
+        responses=error_responses(400),
     )
     async def login(
         self,
@@ -132,7 +136,13 @@ class UserController(Controller):
         token = issue_token(request.app.state.jwt_auth, user_id, username)
         return LoginReply(token=token, username=username, icon=settings.media_url(icon))
 
-    @get("/me", summary="The logged-in user (Authorization: Bearer <token>)")
+
+class CurrentUserController(Controller):
+    path = "/user"
+    tags = ["user"]
+    dependencies = {"users": Provide(provide_users)}
+
+    @get("/me", summary="The logged-in user (Authorization: Bearer <token>)", responses=error_responses(400, 401))
     async def me(self, request: Request[AuthUser, Token, Any], users: UsersDep, settings: SettingsDep) -> Me:
         user = await users.active_user(request.user.id)
         return Me(id=user.id, username=user.username, mobile=user.mobile, icon=settings.media_url(user.icon))

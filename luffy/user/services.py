@@ -14,14 +14,6 @@ from typing import Any
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from litestar.exceptions import (
-    ClientException,
-    NotAuthorizedException,
-    PermissionDeniedException,
-    ServiceUnavailableException,
-    TooManyRequestsException,
-    ValidationException,
-)
 from litestar.stores.base import Store
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -31,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from luffy.db import utcnow
+from luffy.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests, Unavailable
 from luffy.settings import Settings
 from luffy.user.codes import CodeStore, RedisCodeStore, StoreCodeStore, Verdict, code_for_send
 from luffy.user.limits import Limiter, LimitExceeded, RedisLimiter, StoreLimiter, Window, ip_window, sms_windows
@@ -49,26 +42,23 @@ LIMIT_MESSAGES = {
     "ip_hourly": "请求过于频繁，请稍后再试",
 }
 
+# ``enqueue(mobile, send_id)``: hand the delivery of a kept code to the send task.
 Enqueue = Callable[[str, str], Awaitable[object]]
-
-
-def _invalid(field: str, message: str) -> ValidationException:
-    return ValidationException(detail=message, extra=[{"key": field, "message": message}])
 
 
 def parse_mobile(raw: str) -> str:
     if not raw:
-        raise _invalid("mobile", "请输入手机号")
+        raise InvalidInput("请输入手机号", field="mobile")
     if not MOBILE_RE.fullmatch(raw):
-        raise _invalid("mobile", "手机号格式不正确")
+        raise InvalidInput("手机号格式不正确", field="mobile")
     return raw
 
 
 def parse_code(raw: str, length: int) -> str:
     if not raw:
-        raise _invalid("code", "请输入验证码")
+        raise InvalidInput("请输入验证码", field="code")
     if len(raw) != length or not raw.isascii() or not raw.isdigit():
-        raise _invalid("code", "验证码格式不正确")
+        raise InvalidInput("验证码格式不正确", field="code")
     return raw
 
 
@@ -83,23 +73,21 @@ def cache_required() -> Iterator[None]:
         yield
     except (RedisError, OSError) as exc:
         logger.warning("SMS cache unreachable: %s", type(exc).__name__)
-        raise ServiceUnavailableException(detail=CACHE_DOWN_MSG) from exc
+        raise Unavailable(CACHE_DOWN_MSG) from exc
 
 
-def _too_many(exc: LimitExceeded) -> TooManyRequestsException:
-    return TooManyRequestsException(
-        detail=LIMIT_MESSAGES[exc.limit].format(seconds=exc.retry_after),
-        headers={"Retry-After": str(exc.retry_after)},
-    )
+def _too_many(exc: LimitExceeded) -> TooManyRequests:
+    return TooManyRequests(LIMIT_MESSAGES[exc.limit].format(seconds=exc.retry_after), retry_after=exc.retry_after)
 
 
 class SmsCodeService:
     """Limits, codes and the hand-off to the send task (the API side of SMS login)."""
 
-    def __init__(self, settings: Settings, codes: CodeStore, limiter: Limiter) -> None:
+    def __init__(self, settings: Settings, codes: CodeStore, limiter: Limiter, enqueue: Enqueue) -> None:
         self.settings = settings
         self.codes = codes
         self.limiter = limiter
+        self.enqueue = enqueue
 
     async def _acquire(self, windows: list[Window]) -> None:
         """Count one request in every window: a 429 when a limit is reached, a 503 when the cache is down."""
@@ -113,7 +101,7 @@ class SmsCodeService:
         """``check_mobile`` spends the client's hourly SMS quota, so it cannot enumerate users fast."""
         await self._acquire([ip_window(self.settings, client_ip)])
 
-    async def request_code(self, mobile: str, client_ip: str, enqueue: Enqueue) -> str:
+    async def request_code(self, mobile: str, client_ip: str) -> str:
         """Count the request, keep a new code, enqueue its delivery; returns the send id.
 
         Each step undoes the earlier ones when it fails, so a code is never kept without a
@@ -124,11 +112,11 @@ class SmsCodeService:
         send_id = uuid.uuid4().hex
         try:
             await self.codes.put(mobile, new_code(self.settings.sms_code_length), send_id, self.settings.sms_code_ttl)
-            await enqueue(mobile, send_id)
+            await self.enqueue(mobile, send_id)
         except Exception as exc:
             logger.warning("SMS code for %s not sent: %s; undoing", mobile, type(exc).__name__)
             await self._undo(mobile, send_id, windows)
-            raise ServiceUnavailableException(detail=CACHE_DOWN_MSG) from exc
+            raise Unavailable(CACHE_DOWN_MSG) from exc
         return send_id
 
     async def _undo(self, mobile: str, send_id: str, windows: list[Window]) -> None:
@@ -142,17 +130,18 @@ class SmsCodeService:
         with cache_required():
             verdict = await self.codes.verify(mobile, code, self.settings.sms_max_wrong_tries)
         if verdict is Verdict.WRONG:
-            raise ClientException(detail="验证码错误")
+            raise InvalidInput("验证码错误")
         if verdict is Verdict.VOIDED:
-            raise ClientException(detail="验证码错误次数过多，请重新获取")
+            raise InvalidInput("验证码错误次数过多，请重新获取")
         if verdict is Verdict.MISSING:
-            raise ClientException(detail="验证码不存在或已过期，请重新获取")
+            raise InvalidInput("验证码不存在或已过期，请重新获取")
 
 
-def make_sms_code_service(settings: Settings, redis: Redis | None, store: Store) -> SmsCodeService:
+def make_sms_code_service(settings: Settings, redis: Redis | None, store: Store, enqueue: Enqueue) -> SmsCodeService:
+    """``enqueue`` hands a send to the ``sms`` queue; the app wires it in (domains never import the tasks)."""
     if redis is not None:
-        return SmsCodeService(settings, RedisCodeStore(redis), RedisLimiter(redis))
-    return SmsCodeService(settings, StoreCodeStore(store), StoreLimiter(store))
+        return SmsCodeService(settings, RedisCodeStore(redis), RedisLimiter(redis), enqueue)
+    return SmsCodeService(settings, StoreCodeStore(store), StoreLimiter(store), enqueue)
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -204,9 +193,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         try:
             row = (await self.repository.session.execute(statement)).one_or_none()
         except IntegrityError:
-            raise ClientException(status_code=409, detail="该手机号对应的用户名已被占用，请联系客服") from None
+            raise Conflict("该手机号对应的用户名已被占用，请联系客服") from None
         if row is None:
-            raise PermissionDeniedException(detail="账号已停用")
+            raise Forbidden("账号已停用")
         return row.id, row.username, row.icon
 
     async def active_user(self, user_id: int) -> User:
@@ -214,7 +203,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             User.id == user_id, User.is_active.is_(True), User.is_delete.is_(False)
         )
         if user is None:
-            raise NotAuthorizedException(detail="用户不存在或已停用")
+            raise NotAuthenticated("用户不存在或已停用")
         return user
 
     async def ensure_users(self, mobiles: Sequence[str], chunk: int = 500) -> dict[str, tuple[int, str]]:

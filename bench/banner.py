@@ -70,6 +70,7 @@ def main() -> None:
         + f"/{DATABASE}",
         "LUFFY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "LUFFY_SECRET_KEY": "bench-secret-key-long-enough-0123456789abcdef",
+        "LUFFY_SMS_PROVIDER": "console",
         "LUFFY_LOG_LEVEL": "ERROR",
     }
     rows = []

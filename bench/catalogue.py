@@ -426,6 +426,7 @@ def main() -> None:
             # Production mode: a Redis broker and cache, so the API workers run no tasks themselves.
             "LUFFY_REDIS_URL": redis_url,
             "LUFFY_SECRET_KEY": os.environ.get("LUFFY_SECRET_KEY") or secrets.token_urlsafe(48),
+            "LUFFY_SMS_PROVIDER": "console",
             "LUFFY_DATA_DIR": tempfile.mkdtemp(prefix="luffy-bench-"),
             "LUFFY_LOG_LEVEL": "WARNING",
         }

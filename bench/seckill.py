@@ -231,6 +231,7 @@ def main() -> None:
             "LUFFY_DATABASE_URL": database_url,
             "LUFFY_REDIS_URL": redis_url,
             "LUFFY_SECRET_KEY": SECRET,
+            "LUFFY_SMS_PROVIDER": "console",
             "LUFFY_DATA_DIR": str(log_dir / "data"),
             "LUFFY_LOG_LEVEL": "WARNING",
         }

@@ -27,7 +27,12 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def measure(label: str, database_url: str, count: int) -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         env = {key: value for key, value in os.environ.items() if not key.startswith("LUFFY_")}
-        env |= {"LUFFY_DATABASE_URL": database_url, "LUFFY_SECRET_KEY": SECRET, "LUFFY_DATA_DIR": data_dir}
+        env |= {
+            "LUFFY_DATABASE_URL": database_url,
+            "LUFFY_SECRET_KEY": SECRET,
+            "LUFFY_SMS_PROVIDER": "console",
+            "LUFFY_DATA_DIR": data_dir,
+        }
         run(env, "db", "upgrade")
         mobiles = [f"1{3 + i % 7}{i:09d}" for i in range(count)]
         for phase in ("new users", "existing users"):

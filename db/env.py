@@ -10,6 +10,7 @@ from alembic.autogenerate import rewriter
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import AsyncEngine, async_engine_from_config
 
+from luffy.db import include_on
 from luffy.models import metadata
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
-    _configure(connection=connection)
+    _configure(connection=connection, include_object=include_on(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
 

@@ -15,16 +15,18 @@ from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
-from litestar.static_files import create_static_files_router
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from luffy import __version__
 from luffy.cache import CACHE_STORE, make_cache_store, make_redis
 from luffy.course.controllers import CourseController
-from luffy.db import make_sqlalchemy_config, provide_read_connection
+from luffy.db import make_probe_engine, make_sqlalchemy_config, provide_read_connection
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
 from luffy.home.services import CacheOutage
-from luffy.responses import LuffyRequest, exception_handlers
+from luffy.http import API_MAX_BODY_BYTES, LuffyRequest, security_headers
+from luffy.media import media_router
+from luffy.responses import exception_handlers
 from luffy.seckill.controllers import SeckillController, seckill_lifespan
 from luffy.settings import Settings, get_settings
 from luffy.tasks.seckill import PurchaseTaskQueue
@@ -36,7 +38,7 @@ API_PREFIX = "/api/v1"
 logger = logging.getLogger("luffy")
 
 
-def _lifespan(settings: Settings):
+def _lifespan(settings: Settings, probe_engine: AsyncEngine):
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         from luffy.tasks.broker import configure_brokers, start_brokers, stop_brokers
@@ -65,6 +67,7 @@ def _lifespan(settings: Settings):
                 with suppress(asyncio.CancelledError):
                     await scheduler
             await stop_brokers()
+            await probe_engine.dispose()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
 
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sqlalchemy_config = make_sqlalchemy_config(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
 
+    probe_engine = make_probe_engine(settings)
     jwt_auth = make_jwt_auth(settings)
     # Authentication is declared here, where it applies: only this router's routes need a token.
     authenticated = Router(
@@ -84,13 +88,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[jwt_auth.middleware],
         security=[jwt_auth.security_requirement],
     )
-    api = Router(path=API_PREFIX, route_handlers=[HomeController, CourseController, UserController, authenticated])
-    media = create_static_files_router(
-        path=settings.media_prefix.rstrip("/"),
-        directories=[settings.media_root],
-        include_in_schema=False,
-        name="media",
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[HomeController, CourseController, UserController, authenticated],
+        request_max_body_size=API_MAX_BODY_BYTES,
     )
+    media = media_router(settings.media_prefix, settings.media_root)
     return Litestar(
         route_handlers=[HealthController, api, media],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "db_connection": Provide(provide_read_connection),
+            "probe_engine": Provide(lambda: probe_engine, use_cache=True, sync_to_thread=False),
         },
         stores={CACHE_STORE: make_cache_store(settings)},
         state=State(
@@ -111,9 +115,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "purchase_queue": PurchaseTaskQueue(),
             }
         ),
-        lifespan=[_lifespan(settings), seckill_lifespan],
+        lifespan=[_lifespan(settings, probe_engine), seckill_lifespan],
         exception_handlers=exception_handlers,
         request_class=LuffyRequest,
+        before_send=[security_headers(settings)],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["*"],

@@ -195,15 +195,28 @@ def serve(
     """Serve the API (Granian or uvicorn). Embedded mode runs tasks and the scheduler inside this process."""
     current = get_settings()
     if workers > 1 and current.is_embedded:
+        # Without Redis the SMS limits and wrong-try counts are kept under one process's lock:
+        # several workers would each judge their own guesses (6-12 instead of 5 were seen with 4).
         err_console.print(
-            "[yellow]note:[/yellow] embedded mode runs tasks in-process; with several workers each has its own "
-            "task queue. Set LUFFY_REDIS_URL for a shared broker."
+            "[red]error:[/red] --workers above 1 needs LUFFY_REDIS_URL: without Redis each worker would keep its own "
+            "SMS limits and wrong-try counts, so they would no longer hold; run one worker, or set LUFFY_REDIS_URL",
+            highlight=False,
+            soft_wrap=True,
         )
+        raise typer.Exit(2)
     console.print(f"Luffy API on http://{host}:{port}  (OpenAPI: /schema, health: /health)")
     if server is AsgiServer.uvicorn:
         import uvicorn
 
-        uvicorn.run("luffy.asgi:app", host=host, port=port, workers=workers, reload=reload, access_log=False)
+        uvicorn.run(
+            "luffy.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            access_log=False,
+            server_header=False,
+        )
         return
     from granian.constants import Interfaces
     from granian.server import Server

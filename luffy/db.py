@@ -9,8 +9,8 @@ How code reaches the database, one way per kind of caller:
   request-scoped ``AsyncSession`` (its plugin provides it; committed when the reply is 2xx, rolled
   back otherwise), used directly or through ``create_service_provider(SomeService)``. The
   catalogue's read path names ``db_connection`` instead (:func:`provide_read_connection`): one
-  autocommit connection for the request, no transaction; ``/health`` pings ``db_engine``, the
-  plugin's engine. All are registered on the app.
+  autocommit connection for the request, no transaction; ``/health`` pings ``probe_engine``, a
+  small engine of its own (:func:`make_probe_engine`). All are registered on the app.
 - A task function takes ``SessionDep`` from ``luffy.tasks.deps`` (one transaction per task).
 - The CLI and long-lived objects (the embedded seckill gate) use :func:`session_scope`.
 """
@@ -18,8 +18,9 @@ How code reaches the database, one way per kind of caller:
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from advanced_alchemy.base import BasicAttributes, orm_registry
 from advanced_alchemy.extensions.litestar import (
@@ -30,15 +31,17 @@ from advanced_alchemy.extensions.litestar import (
 )
 from advanced_alchemy.types import BigIntIdentity, DateTimeUTC
 from litestar.datastructures import State
-from sqlalchemy import Boolean, Integer, event, text
-from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy import Boolean, Integer, event, make_url, text
+from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from luffy.paths import resource_dir
-from luffy.settings import Settings
+from luffy.settings import Settings, create_private
 
 MIGRATIONS_DIR = resource_dir("db")
 VERSION_TABLE = "luffy_alembic_version"
+# ``info`` key of a schema object that exists on one dialect only (with the matching ``ddl_if``).
+ONLY_ON = "only_on"
 
 
 def utcnow() -> datetime.datetime:
@@ -68,6 +71,16 @@ class LuffyBase(IdMixin, Base):
     updated_time: Mapped[datetime.datetime] = mapped_column(DateTimeUTC, default=utcnow, onupdate=utcnow)
 
 
+def include_on(dialect: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` for ``dialect``: leave out the objects marked for another one."""
+
+    def include(obj: object, _name: str | None, _type: str, _reflected: bool, _compare_to: object) -> bool:
+        info = getattr(obj, "info", None) or {}
+        return info.get(ONLY_ON, dialect) == dialect
+
+    return include
+
+
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     # WAL lets the API, the CLI and in-process tasks read while one of them writes.
@@ -94,6 +107,20 @@ def _forget_earlier_configs() -> None:
         registry.clear()
 
 
+def _create_sqlite_file(url: str) -> None:
+    """The SQLite file holds mobiles: create it owner-only before SQLite would create it 0644.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the permissions of the database file.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private(path)
+
+
 def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     """One config for app, tasks and CLI; it also drives Alembic (``db/``)."""
     _forget_earlier_configs()
@@ -108,7 +135,7 @@ def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             echo=settings.db_echo,
         )
     else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _create_sqlite_file(settings.database_url)
         engine_config = EngineConfig(echo=settings.db_echo)
     config = SQLAlchemyAsyncConfig(
         connection_string=settings.database_url,
@@ -139,6 +166,15 @@ async def session_scope(config: SQLAlchemyAsyncConfig) -> AsyncIterator[AsyncSes
         except BaseException:
             await session.rollback()
             raise
+
+
+def make_probe_engine(settings: Settings) -> AsyncEngine:
+    """A tiny engine of its own for ``/health``: its check never queues behind the requests' pool.
+
+    Under load every connection of the main pool can be busy with slow queries; a health check
+    waiting for one would time out and report a healthy database as down.
+    """
+    return create_async_engine(settings.database_url, pool_size=1, max_overflow=1, pool_timeout=1)
 
 
 async def provide_read_connection(state: State) -> AsyncIterator[AsyncConnection]:

@@ -33,10 +33,10 @@ class HealthController(Controller):
     tags = ["operations"]
 
     @get("/", summary="Health of the API and its database, cache and broker", cache=False)
-    async def health(self, request: Request, db_engine: NamedDependency[AsyncEngine]) -> Response[dict[str, str]]:
+    async def health(self, request: Request, probe_engine: NamedDependency[AsyncEngine]) -> Response[dict[str, str]]:
         store = request.app.stores.get(CACHE_STORE)
         database, cache, broker = await asyncio.gather(
-            _check("database", ping(db_engine)),
+            _check("database", ping(probe_engine)),
             _check("cache", store.exists("health_probe")),
             _check("broker", asyncio.gather(*(queue_broker.ping() for queue_broker in BROKERS.values()))),
         )

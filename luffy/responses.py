@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 from advanced_alchemy.exceptions import NotFoundError
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, SerializationException
+from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
@@ -132,24 +132,8 @@ def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Res
     )
 
 
-class LuffyRequest(Request[Any, Any, Any]):
-    """Litestar's request, telling a body that is not UTF-8 apart from malformed JSON by exception type.
-
-    msgspec words the two differently from release to release (before 0.23 it raised
-    ``UnicodeDecodeError`` itself; since, a ``DecodeError`` whose text says so), so the body is checked
-    with Python's own codec once decoding has failed, and ``undecodable_body_handler`` maps the type.
-    """
-
-    async def json(self) -> Any:
-        try:
-            return await super().json()
-        except SerializationException:
-            (await self.body()).decode("utf-8")
-            raise
-
-
 def undecodable_body_handler(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[ErrorReply]:
-    """A request body that is not UTF-8 (see ``LuffyRequest``): 400, never a 500."""
+    """A request body that is not UTF-8 (see ``luffy.http.LuffyRequest``): 400, never a 500."""
     return Response(
         ErrorReply(code=CLIENT_ERROR, msg="请求体不是有效的 UTF-8 JSON"),
         status_code=400,

@@ -70,22 +70,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             min_length=32,
         ),
     ] = ""
-    backend_url: Annotated[str, setting("prefix of absolute media URLs")] = "http://127.0.0.1:8000"
+    backend_url: Annotated[
+        str,
+        setting("prefix of absolute media URLs and page links (`next`/`previous`); `https://` also turns on HSTS"),
+    ] = "http://127.0.0.1:8000"
     media_root: Annotated[Path, setting("where media files live", shown_default="`$LUFFY_DATA_DIR/media`")] = Path()
     media_prefix: Annotated[str, setting("URL path media is served under")] = "/media/"
     cors_origins: Annotated[tuple[str, ...], setting("comma-separated origins allowed to call the API")] = ("*",)
     trusted_proxies: Annotated[
         tuple[str, ...],
         setting(
-            "IPs, CIDRs or `*` whose `X-Forwarded-For` is trusted (set it behind nginx, "
-            "or every user shares one per-IP SMS quota)"
+            "IPs or CIDRs of the reverse proxies whose `X-Forwarded-For` is trusted (set it behind nginx, "
+            "or every user shares one per-IP SMS quota); `*` is refused: it would let any client choose its own IP"
         ),
     ] = ()
     log_level: Annotated[LogLevel, setting("the least severe log records written")] = "INFO"
     db_pool_size: Annotated[
         int,
         setting(
-            "most PostgreSQL connections per process (no overflow: requests past it wait for a free one)",
+            "most PostgreSQL connections per process for requests (no overflow: requests past it wait for a "
+            "free one); `/health` has its own one or two, so it answers while these are busy",
             ge=1,
             le=200,
         ),
@@ -125,7 +129,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 30
 
     sms_provider: Annotated[
-        SmsProvider, setting("`console` logs the message and keeps it in the SMS log; `tencent` sends it")
+        SmsProvider,
+        setting(
+            "`tencent` sends the code; `console` sends nothing (the SMS log keeps the code in embedded mode only); "
+            "required in production",
+            shown_default="`console` (embedded)",
+        ),
     ] = "console"
     sms_code_length: Annotated[int, setting("digits in a code", ge=4, le=10)] = 4
     sms_code_ttl: Annotated[int, setting("seconds a code stays valid", ge=1, le=DAY)] = 300
@@ -312,11 +321,16 @@ def _check_http_url(variable: str, url: str) -> str:
 
 def _check_proxy(host: str) -> None:
     if host == "*":
-        return
+        # Trusting every peer lets any client write its own X-Forwarded-For, so it picks its own IP
+        # and every per-IP limit is bypassed.
+        raise SettingsError(
+            "LUFFY_TRUSTED_PROXIES",
+            "'*' would let any client choose its own IP; list the proxies' addresses or networks",
+        )
     try:
         ipaddress.ip_network(host, strict=False)
     except ValueError:
-        raise SettingsError("LUFFY_TRUSTED_PROXIES", f"{host!r} is not an IP address or network (or *)") from None
+        raise SettingsError("LUFFY_TRUSTED_PROXIES", f"{host!r} is not an IP address or network") from None
 
 
 def _embedded_secret(data_dir: Path) -> str:
@@ -324,11 +338,30 @@ def _embedded_secret(data_dir: Path) -> str:
     key_file = data_dir / "secret_key"
     if key_file.is_file():
         return key_file.read_text(encoding="utf-8").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    key_file.write_text(key, encoding="utf-8")
-    key_file.chmod(0o600)
+    if not create_private(key_file, key.encode("utf-8")):
+        return key_file.read_text(encoding="utf-8").strip()  # another process made it first: its key wins
     return key
+
+
+def create_private(path: Path, content: bytes = b"") -> bool:
+    """Create ``path`` readable by its owner only from the first byte (no chmod after the fact).
+
+    The content is written to a private temporary file first, then linked into place: another
+    process never sees a half-written file, and if one made ``path`` first, it is kept (``False``).
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
+    return True
 
 
 def _completed(declared: Settings, given: Mapping[str, Any]) -> Settings:
@@ -344,6 +377,9 @@ def _completed(declared: Settings, given: Mapping[str, Any]) -> Settings:
             raise SettingsError("LUFFY_SECRET_KEY", "required in production (a PostgreSQL or Redis URL is set)")
         secret_key = _embedded_secret(data_dir)
 
+    if production and "sms_provider" not in given:
+        # The console provider would keep every code in the SMS log: in production it must be chosen on purpose.
+        raise SettingsError("LUFFY_SMS_PROVIDER", "required in production (tencent, or console for a test deployment)")
     if declared.sms_provider == "tencent":
         for name in TENCENT_REQUIRED:
             if name not in given:

@@ -43,7 +43,12 @@ def migrate(database_url: str, data_dir: Path) -> None:
 
     from luffy.db import make_sqlalchemy_config
 
-    env = {"LUFFY_DATABASE_URL": database_url, "LUFFY_DATA_DIR": str(data_dir), "LUFFY_SECRET_KEY": TEST_SECRET}
+    env = {
+        "LUFFY_DATABASE_URL": database_url,
+        "LUFFY_DATA_DIR": str(data_dir),
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
+    }
     config = make_sqlalchemy_config(load_settings(env))
     AlembicCommands(sqlalchemy_config=config).upgrade("head")
 
@@ -127,6 +132,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "LUFFY_DATA_DIR": str(tmp_path / "data"),
             "LUFFY_DATABASE_URL": database_url,
             "LUFFY_SECRET_KEY": TEST_SECRET,
+            "LUFFY_SMS_PROVIDER": "console",
             "LUFFY_BACKEND_URL": "http://testserver.local",
             **({"LUFFY_REDIS_URL": redis_url} if redis_url else {}),
             **overrides,

@@ -9,7 +9,8 @@ from litestar import Litestar, get, post
 from litestar.testing import AsyncTestClient, TestClient
 
 from luffy.app import create_app
-from luffy.responses import LuffyRequest, exception_handlers
+from luffy.http import LuffyRequest
+from luffy.responses import exception_handlers
 from luffy.settings import Settings
 
 

@@ -24,7 +24,12 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
 
 def luffy(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     result = run_luffy(
-        {"LUFFY_DATA_DIR": str(data_dir), "LUFFY_DATABASE_URL": database_url, "LUFFY_SECRET_KEY": TEST_SECRET},
+        {
+            "LUFFY_DATA_DIR": str(data_dir),
+            "LUFFY_DATABASE_URL": database_url,
+            "LUFFY_SECRET_KEY": TEST_SECRET,
+            "LUFFY_SMS_PROVIDER": "console",
+        },
         *args,
         timeout=120,
     )

@@ -18,11 +18,18 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def seeded_postgres_env(postgres_url: str, tmp_path: Path) -> dict[str, str]:
+def seeded_postgres_env(postgres_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
     import asyncio
 
     asyncio.run(truncate_all(postgres_url))
-    env = {"LUFFY_DATABASE_URL": postgres_url, "LUFFY_SECRET_KEY": TEST_SECRET, "LUFFY_DATA_DIR": str(tmp_path)}
+    env = {
+        "LUFFY_DATABASE_URL": postgres_url,
+        # Two API workers share their limits through Redis (embedded mode refuses --workers 2).
+        "LUFFY_REDIS_URL": redis_url,
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
+        "LUFFY_DATA_DIR": str(tmp_path),
+    }
     seeded = run_luffy(env, "seed")
     assert seeded.returncode == 0, seeded.stderr
     return env

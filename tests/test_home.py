@@ -258,6 +258,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         "LUFFY_DATA_DIR": str(settings.data_dir),
         "LUFFY_DATABASE_URL": settings.database_url,
         "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
         "LUFFY_BACKEND_URL": settings.backend_url,
         **({"LUFFY_REDIS_URL": settings.redis_url} if settings.redis_url else {}),
     }

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from luffy.db import VERSION_TABLE, make_sqlalchemy_config
+from luffy.db import VERSION_TABLE, include_on, make_sqlalchemy_config
 from luffy.models import metadata
 from luffy.settings import Settings
 
@@ -24,7 +24,14 @@ def _diff(database_url: str) -> list[object]:
             async with engine.connect() as connection:
                 return await connection.run_sync(
                     lambda sync: compare_metadata(
-                        MigrationContext.configure(sync, opts={"compare_type": True, "version_table": VERSION_TABLE}),
+                        MigrationContext.configure(
+                            sync,
+                            opts={
+                                "compare_type": True,
+                                "version_table": VERSION_TABLE,
+                                "include_object": include_on(sync.dialect.name),
+                            },
+                        ),
                         metadata,
                     )
                 )

@@ -40,7 +40,12 @@ def _invoker(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], command: str 
 @pytest.fixture
 def embedded(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     asyncio.run(truncate_all(sqlite_url))
-    env = {"LUFFY_DATABASE_URL": sqlite_url, "LUFFY_DATA_DIR": str(tmp_path), "LUFFY_SECRET_KEY": TEST_SECRET}
+    env = {
+        "LUFFY_DATABASE_URL": sqlite_url,
+        "LUFFY_DATA_DIR": str(tmp_path),
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
+    }
     return _invoker(monkeypatch, env)
 
 
@@ -53,6 +58,7 @@ def production_env(postgres_url: str, redis_url: str, tmp_path: Path) -> dict[st
         "LUFFY_REDIS_URL": redis_url,
         "LUFFY_DATA_DIR": str(tmp_path),
         "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
     }
 
 

@@ -41,6 +41,7 @@ def test_production_urls_switch_modes(tmp_path: Path) -> None:
             "LUFFY_DATABASE_URL": "postgresql://u:p@db.internal:5432/luffy",
             "LUFFY_REDIS_URL": "redis://cache:6379/1",
             "LUFFY_SECRET_KEY": SECRET,
+            "LUFFY_SMS_PROVIDER": "console",
             "LUFFY_CORS_ORIGINS": "http://a.example, http://b.example",
         }
     )

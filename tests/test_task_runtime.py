@@ -45,6 +45,7 @@ def redis_env(redis_client: redis.Redis, redis_url: str, sqlite_url: str, tmp_pa
         "LUFFY_DATABASE_URL": sqlite_url,
         "LUFFY_REDIS_URL": redis_url,
         "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
         "LUFFY_BACKEND_URL": "http://testserver.local",
         "LUFFY_TASK_REDELIVERY_SECONDS": "2",
         "LUFFY_WORKER_SHUTDOWN_SECONDS": "20",

@@ -17,7 +17,12 @@ from tests.support.processes import run_luffy
 
 
 def luffy(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"LUFFY_DATA_DIR": str(data_dir), "LUFFY_DATABASE_URL": database_url, "LUFFY_SECRET_KEY": TEST_SECRET}
+    env = {
+        "LUFFY_DATA_DIR": str(data_dir),
+        "LUFFY_DATABASE_URL": database_url,
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
+    }
     return run_luffy(env | {"COLUMNS": "250"}, *args, timeout=120)
 
 

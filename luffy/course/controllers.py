@@ -17,6 +17,7 @@ from luffy.course.services import (
     MAX_ID,
     ORDERING_FIELDS,
     SEARCH_MAX_LENGTH,
+    SEARCH_MAX_RESULTS,
     CourseCatalogue,
     CoursePageResult,
     CourseQuery,
@@ -55,7 +56,14 @@ SearchParameter = Annotated[
         pattern=NO_NUL,
     ),
 ]
-PageParameter = Annotated[int, QueryParameter(ge=1, description="1-based page number; past the last page is a 404.")]
+PageParameter = Annotated[
+    int,
+    QueryParameter(
+        ge=1,
+        description="1-based page number; past the last page is a 404; "
+        f"a search page starting past its first {SEARCH_MAX_RESULTS} matches is a 400.",
+    ),
+]
 PageSizeParameter = Annotated[
     int | None, QueryParameter(ge=1, description="Courses per page, default 10; above 50 is clamped to 50.")
 ]
@@ -82,7 +90,10 @@ def course_query(
 
 
 def _page_url(request: Request[Any, Any, Any], page: int) -> str:
-    """The request's absolute URL with only ``page`` changed (removed for page 1, as DRF does)."""
+    """The request's URL with only ``page`` changed (removed for page 1, as DRF does).
+
+    Absolute on ``LUFFY_BACKEND_URL``, never on the request's ``Host`` header, which the client writes.
+    """
     query = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     params = [(key, value) for key, value in query if key != "page"]
     if page > 1:
@@ -90,7 +101,8 @@ def _page_url(request: Request[Any, Any, Any], page: int) -> str:
     # Litestar's router strips the trailing slash from ``path``; the link keeps the path as requested.
     raw_path: bytes | None = request.scope.get("raw_path")
     path = raw_path.decode("latin-1").partition("?")[0] if raw_path else request.url.path
-    return str(request.url.with_replacements(path=path, query=urlencode(params)))
+    query_string = urlencode(params)
+    return f"{request.app.state.settings.backend_url}{path}{'?' if query_string else ''}{query_string}"
 
 
 def _page_reply(request: Request[Any, Any, Any], result: CoursePageResult) -> CoursePage:

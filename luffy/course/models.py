@@ -9,7 +9,7 @@ from advanced_alchemy.types import BigIntIdentity, DateTimeUTC
 from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, foreign, mapped_column, relationship
 
-from luffy.db import LuffyBase
+from luffy.db import ONLY_ON, LuffyBase
 
 VISIBLE = text("is_show AND NOT is_delete")
 
@@ -49,6 +49,14 @@ class Course(LuffyBase):
         _visible_index("ix_luffy_course_visible_students", "students", "id"),
         _visible_index("ix_luffy_course_visible_category_students", "course_category_id", "students", "id"),
         Index("ix_luffy_course_teacher_id", "teacher_id"),
+        # ``search`` is ILIKE '%word%': a trigram index serves it on PostgreSQL (migration 0004 creates pg_trgm).
+        Index(
+            "ix_luffy_course_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+            info={ONLY_ON: "postgresql"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     name: Mapped[str] = mapped_column(String(128))

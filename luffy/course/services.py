@@ -46,10 +46,15 @@ SECTION_PREVIEW_COUNT = 4
 ORDERING_FIELDS = ("orders", "price", "students", "id")
 # Longer than the name column: it could never match, so it is refused rather than searched.
 SEARCH_MAX_LENGTH = 128
+# A search counts and pages through at most this many matches: a substring search cannot use an
+# ordinary index (PostgreSQL's trigram index serves words of 3+ characters only, SQLite has none),
+# so an unbounded count or a deep offset would let cheap requests read the whole table each.
+SEARCH_MAX_RESULTS = 1_000
 
 
 PAGE_NOT_FOUND = "无效页面"
 COURSE_NOT_FOUND = "课程不存在"
+SEARCH_TOO_DEEP = f"搜索结果只能翻看前 {SEARCH_MAX_RESULTS} 条，请缩小搜索范围"
 
 
 class OrderingError(InvalidInput):
@@ -64,6 +69,13 @@ class PageNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__(PAGE_NOT_FOUND)
+
+
+class PageTooDeep(InvalidInput):
+    """A search page that starts past ``SEARCH_MAX_RESULTS`` matches."""
+
+    def __init__(self) -> None:
+        super().__init__(SEARCH_TOO_DEEP, field="page")
 
 
 OrderKey = tuple[str, bool]  # (field, descending)
@@ -282,7 +294,11 @@ def _page_statements(
     if by_search:
         # advanced-alchemy's escaping, as its SearchFilter does it, so % and _ match themselves.
         conditions.append(Course.name.ilike(bindparam("name_pattern"), escape=LIKE_ESCAPE_CHAR))
-    count = select(func.count()).select_from(Course).where(visible(Course), *conditions)
+    if by_search:
+        matches = select(Course.id).where(visible(Course), *conditions).limit(SEARCH_MAX_RESULTS).subquery()
+        count = select(func.count()).select_from(matches)
+    else:
+        count = select(func.count()).select_from(Course).where(visible(Course), *conditions)
     page = (
         _courses_with_teacher()
         .where(*conditions)
@@ -309,7 +325,14 @@ class CourseCatalogue:
         return [CategoryItem(id=row.id, name=row.name) for row in rows]
 
     async def course_page(self, query: CourseQuery) -> CoursePageResult:
-        """One page of visible courses; :class:`PageNotFound` past the last page (page 1 always exists)."""
+        """One page of visible courses; :class:`PageNotFound` past the last page (page 1 always exists).
+
+        A search counts at most ``SEARCH_MAX_RESULTS`` matches, and a page of it starting past them
+        is :class:`PageTooDeep` before any query runs.
+        """
+        offset = (query.page - 1) * query.page_size
+        if query.search and offset >= SEARCH_MAX_RESULTS:
+            raise PageTooDeep
         count_statement, page_statement = _page_statements(
             query.ordering, query.category_id is not None, bool(query.search)
         )
@@ -319,7 +342,6 @@ class CourseCatalogue:
         if query.search:
             parameters["name_pattern"] = f"%{escape_like_value(query.search)}%"
         count = (await self.connection.execute(count_statement, parameters)).scalar_one()
-        offset = (query.page - 1) * query.page_size
         if query.page > 1 and offset >= count:
             raise PageNotFound
         if count == 0:

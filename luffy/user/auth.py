@@ -22,6 +22,7 @@ from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from luffy.settings import Settings
 
+MAX_USER_ID = 2**63 - 1  # the id column is a signed 64-bit integer
 AUTH_HEADER = "Authorization"
 
 
@@ -53,6 +54,8 @@ async def _user_from_token(token: Token, _connection: ASGIConnection[Any, Any, A
         user_id = int(token.sub)
     except ValueError:
         return None
+    if not 1 <= user_id <= MAX_USER_ID:
+        return None  # correctly signed yet no user can have it: a 401, not a bigint overflow in SQL
     return AuthUser(id=user_id, username=str(token.extras.get("username", "")))
 
 

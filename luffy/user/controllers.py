@@ -22,6 +22,7 @@ from luffy.cache import CACHE_STORE
 from luffy.responses import error_responses
 from luffy.settings import Settings
 from luffy.user.auth import AuthUser, issue_token
+from luffy.user.limits import client_key
 from luffy.user.schemas import (
     MOBILE_EXISTS,
     MOBILE_UNKNOWN,
@@ -34,8 +35,6 @@ from luffy.user.schemas import (
 )
 from luffy.user.services import SmsCodeService, UserService, make_sms_code_service, parse_code, parse_mobile
 
-# The bodies here are a few dozen bytes; anything near this size is not from the front end.
-MAX_BODY_BYTES = 4_096
 SmsDep = NamedDependency[SmsCodeService]
 UsersDep = NamedDependency[UserService]
 SettingsDep = NamedDependency[Settings]
@@ -61,7 +60,7 @@ def provide_sms_codes(request: Request[Any, Any, Any], state: State, settings: S
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_key(request.client.host if request.client else "")
 
 
 async def _send_code(request: Request[Any, Any, Any], sms: SmsCodeService, mobile: str) -> SmsSent:
@@ -75,7 +74,6 @@ provide_users = create_service_provider(UserService)
 class UserController(Controller):
     path = "/user"
     tags = ["user"]
-    request_max_body_size = MAX_BODY_BYTES
     dependencies = {
         "sms": Provide(provide_sms_codes, sync_to_thread=False),
         "users": Provide(provide_users),

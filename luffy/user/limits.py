@@ -13,6 +13,7 @@ uses up quota. Windows are fixed: the daily one is 24 hours from a mobile's firs
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import time
 from typing import Protocol
@@ -51,6 +52,24 @@ def sms_windows(settings: Settings, mobile: str, client_ip: str) -> list[Window]
         Window(f"sms_limit:daily:{mobile}", "mobile_daily", settings.sms_mobile_daily_limit, DAY_SECONDS),
         ip_window(settings, client_ip),
     ]
+
+
+def client_key(host: str) -> str:
+    """The per-IP limits' key for a client address: the address, or its /64 for IPv6.
+
+    One IPv6 subscriber usually holds a whole /64, so keying on the address would give each of
+    them 2^64 quotas. Anything that is not an IP address (a proxy's garbage) shares one key, so
+    it can never mint fresh quota.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "invalid"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def ip_window(settings: Settings, client_ip: str) -> Window:

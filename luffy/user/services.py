@@ -283,7 +283,8 @@ async def deliver_code(
     log.attempts += 1
     attempt = log.attempts
     message = render_message(code, settings.sms_code_ttl)
-    log.message = message if provider.keeps_code_in_log else mask_code(message, code)
+    keep_code = provider.keeps_code_in_log and settings.is_embedded
+    log.message = message if keep_code else mask_code(message, code)
     log.status = SmsStatus.SENDING
     await session.commit()
     try:

@@ -43,6 +43,7 @@ class PermanentSmsError(SmsSendError):
 
 class SmsProvider(Protocol):
     name: str
+    # Whether the SMS log may keep the code (embedded mode only, where the outbox is how one reads it);
     # False for real providers: the SMS log then keeps the message with the code masked.
     keeps_code_in_log: bool
 
@@ -62,13 +63,17 @@ def mask_code(text: str, code: str) -> str:
 
 
 class ConsoleSmsProvider:
-    """Development provider: the message goes to the log and, in full, to the SMS log."""
+    """Development provider: nothing is sent; embedded, the SMS log (``luffy sms outbox``) keeps the message.
+
+    The application log never holds a code, whatever the provider: anyone who reads logs could
+    otherwise log in as anyone.
+    """
 
     name = CONSOLE
     keeps_code_in_log = True
 
     async def send_code(self, mobile: str, code: str, message: str) -> None:
-        logger.info("SMS to %s: %s", mobile, message)
+        logger.info("SMS to %s: %s", mobile, mask_code(message, code))
 
     async def aclose(self) -> None:
         return None

@@ -33,6 +33,7 @@ def catalogue_settings(database_url: str, data_dir: str) -> Settings:
             "LUFFY_DATA_DIR": data_dir,
             "LUFFY_DATABASE_URL": database_url,
             "LUFFY_SECRET_KEY": TEST_SECRET,
+            "LUFFY_SMS_PROVIDER": "console",
             "LUFFY_BACKEND_URL": BASE_URL,
         }
     )

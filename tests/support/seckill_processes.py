@@ -25,6 +25,7 @@ def production_env(database_url: str, redis_url: str, data_dir: Path, **override
         "LUFFY_DATABASE_URL": database_url,
         "LUFFY_REDIS_URL": redis_url,
         "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
         "LUFFY_DATA_DIR": str(data_dir),
         "LUFFY_LOG_LEVEL": "WARNING",
         "LUFFY_TASK_REDELIVERY_SECONDS": str(REDELIVERY_SECONDS),

@@ -172,6 +172,7 @@ def test_the_wheel_runs_on_postgresql_and_redis_with_worker_and_scheduler(
             "LUFFY_SECRET_KEY": TEST_SECRET,
             "LUFFY_DATA_DIR": str(empty_dir / "var"),
             "LUFFY_BANNER_REFRESH_SECONDS": "1",
+            "LUFFY_SMS_PROVIDER": "console",
         }
         try:
             _migrate_seed_and_serve(started, env)

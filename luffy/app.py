@@ -26,12 +26,13 @@ from luffy.home.controllers import HomeController
 from luffy.home.services import CacheOutage
 from luffy.http import API_MAX_BODY_BYTES, LuffyRequest, security_headers
 from luffy.media import media_router
+from luffy.order.controllers import CashierController, OrderController, PaymentController
 from luffy.responses import exception_handlers
-from luffy.seckill.controllers import SeckillController, seckill_lifespan
+from luffy.seckill.controllers import SeckillController, SeckillPageController, seckill_lifespan
 from luffy.settings import Settings, get_settings
 from luffy.tasks.seckill import PurchaseTaskQueue
 from luffy.tasks.sms import sms_enqueuer
-from luffy.user.auth import make_jwt_auth
+from luffy.user.auth import auth_lifespan, make_jwt_auth
 from luffy.user.controllers import CurrentUserController, UserController
 
 API_PREFIX = "/api/v1"
@@ -84,18 +85,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Authentication is declared here, where it applies: only this router's routes need a token.
     authenticated = Router(
         path="/",
-        route_handlers=[CurrentUserController, SeckillController],
+        route_handlers=[CurrentUserController, SeckillController, SeckillPageController, OrderController],
         middleware=[jwt_auth.middleware],
         security=[jwt_auth.security_requirement],
     )
     api = Router(
         path=API_PREFIX,
-        route_handlers=[HomeController, CourseController, UserController, authenticated],
+        route_handlers=[HomeController, CourseController, UserController, PaymentController, authenticated],
         request_max_body_size=API_MAX_BODY_BYTES,
     )
+    cashier = [CashierController] if settings.payment_provider == "simulator" else []
+    if cashier and not settings.is_embedded:
+        logger.warning("payments go to the simulator: anyone can pay an order without paying; set LUFFY_ALIPAY_*")
     media = media_router(settings.media_prefix, settings.media_root)
     return Litestar(
-        route_handlers=[HealthController, api, media],
+        route_handlers=[HealthController, api, media, *cashier],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config)],
         # Besides these, the SQLAlchemy plugin provides ``db_session`` (see ``luffy.db``).
         dependencies={
@@ -115,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "purchase_queue": PurchaseTaskQueue(),
             }
         ),
-        lifespan=[_lifespan(settings, probe_engine), seckill_lifespan],
+        lifespan=[_lifespan(settings, probe_engine), auth_lifespan, seckill_lifespan],
         exception_handlers=exception_handlers,
         request_class=LuffyRequest,
         before_send=[security_headers(settings)],
@@ -129,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Luffy API",
             version=__version__,
-            description="The Luffy online course platform: catalogue, banners, SMS login, flash sales.",
+            description="The Luffy online course platform: catalogue, banners, SMS login, flash sales, course orders.",
             path="/schema",
             render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
             components=[jwt_auth.openapi_components],

@@ -6,16 +6,31 @@ refresh-banner`` run from a shell changes what a running ``luffy serve`` answers
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar.stores.base import Store
 from litestar.stores.file import FileStore
 from litestar.stores.redis import RedisStore
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from luffy.settings import Settings
 
 CACHE_STORE = "cache"
 REDIS_MAX_CONNECTIONS = 64
 REDIS_POOL_WAIT_SECONDS = 2.0
+
+
+def reconnect_once() -> dict[str, Any]:
+    """Client options that retry a command once, on a new connection, when its connection turns out dead.
+
+    After Redis restarts, every pooled connection is dead; without this each would fail one
+    request (503) before the pool replaced it. The retry can re-run a command whose reply was
+    lost, so Luffy's scripts are written to be safe to run twice.
+    """
+    return {"retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError]}
 
 
 def make_redis(settings: Settings, *, decode_responses: bool = False) -> Redis:
@@ -32,6 +47,7 @@ def make_redis(settings: Settings, *, decode_responses: bool = False) -> Redis:
         socket_timeout=2.0,
         health_check_interval=30,
         decode_responses=decode_responses,
+        **reconnect_once(),
     )
     return Redis.from_pool(pool)
 

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from luffy.cli_runtime import CommandContext, console, err_console, fail, run
 from luffy.home.commands import banner_app, cache_app, refresh_banners
+from luffy.order.commands import order_app
 from luffy.seckill.commands import publish_new_goods, seckill_app
 from luffy.settings import Settings, SettingsError, get_settings
 from luffy.user.commands import sms_app, user_app
@@ -43,6 +44,7 @@ app.add_typer(banner_app, name="banner")
 app.add_typer(sms_app, name="sms")
 app.add_typer(user_app, name="user")
 app.add_typer(seckill_app, name="seckill")
+app.add_typer(order_app, name="order")
 
 
 @app.callback()
@@ -113,9 +115,35 @@ def db_history(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
 
 @db_app.command("stamp")
 def db_stamp(revision: Annotated[str, typer.Argument(help="Revision to record, e.g. head.")]) -> None:
-    """Record REVISION as applied without running it (to adopt an existing Luffy database)."""
+    """Record REVISION as applied without running it."""
     _alembic().stamp(revision=revision)
     console.print(f"database stamped at [bold]{revision}[/bold]")
+
+
+@db_app.command("adopt")
+def db_adopt() -> None:
+    """Make a database created by the original Django project a Luffy database at the newest migration.
+
+    Checks the original tables, creates only Luffy's missing tables and indexes, records the
+    migration; changes no row. On a database that is already Luffy's (or empty) it does nothing.
+    """
+    from luffy.adopt import Adoption, NotAnOriginalDatabase, Outcome, adopt
+
+    async def work(ctx: CommandContext) -> Adoption:
+        return await adopt(ctx.database)
+
+    try:
+        adoption = run(work)
+    except NotAnOriginalDatabase as exc:
+        fail(f"not an original Luffy database, nothing changed: {exc}", 1)
+    if adoption.outcome is Outcome.ALREADY_LUFFY:
+        console.print(f"already a Luffy database (at {adoption.revision}); nothing to do. Use `luffy db upgrade`.")
+    elif adoption.outcome is Outcome.EMPTY:
+        console.print("the database has no Luffy tables; nothing to adopt. Use `luffy db upgrade` to create them.")
+    else:
+        console.print(f"adopted: created tables {', '.join(adoption.created_tables) or 'none'}", highlight=False)
+        console.print(f"created indexes {', '.join(adoption.created_indexes) or 'none'}", highlight=False)
+        console.print(f"database stamped at [bold]{adoption.revision}[/bold]; no existing row was changed")
 
 
 # --- seed ----------------------------------------------------------------------------------------

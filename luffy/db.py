@@ -40,6 +40,8 @@ from luffy.settings import Settings, create_private
 
 MIGRATIONS_DIR = resource_dir("db")
 VERSION_TABLE = "luffy_alembic_version"
+# A database that does not answer a connection attempt within this is treated as down (asyncpg's own default is 60 s).
+CONNECT_TIMEOUT_SECONDS = 5
 # ``info`` key of a schema object that exists on one dialect only (with the matching ``ddl_if``).
 ONLY_ON = "only_on"
 
@@ -131,6 +133,9 @@ def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             # pool size would open (and PostgreSQL fork) a new connection per request. Past the pool
             # size, requests wait for a connection instead.
             max_overflow=0,
+            # Bounded waits: an exhausted pool or an unreachable database is an error (503), never a hang.
+            pool_timeout=settings.db_pool_timeout_seconds,
+            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
             pool_pre_ping=False,
             echo=settings.db_echo,
         )

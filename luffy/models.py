@@ -3,6 +3,7 @@
 from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.db import Base
 from luffy.home.models import Banner
+from luffy.order.models import Order, OrderDetail
 from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.user.models import SmsLog, User
 
@@ -14,6 +15,8 @@ __all__ = [
     "CourseCategory",
     "CourseChapter",
     "CourseSection",
+    "Order",
+    "OrderDetail",
     "SeckillGoods",
     "SeckillOrder",
     "SmsLog",

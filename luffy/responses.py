@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
+import asyncpg
 import msgspec
-from advanced_alchemy.exceptions import NotFoundError
+from advanced_alchemy.exceptions import NotFoundError, RepositoryError
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from luffy import errors
+from luffy.outages import is_outage
 
 logger = logging.getLogger("luffy.errors")
 
@@ -23,6 +30,9 @@ CLIENT_ERROR = 999
 SERVER_ERROR = 888
 SUCCESS_MSG = "成功"
 SERVER_ERROR_MSG = "服务器错误"
+UNAVAILABLE_MSG = "服务暂不可用，请稍后再试"
+OUTAGE_RETRY_AFTER_SECONDS = 5
+OUTAGE_LOG_INTERVAL_SECONDS = 5.0
 
 DEFAULT_ERROR_MESSAGES = {
     400: "请求参数错误",
@@ -69,6 +79,22 @@ class ErrorReply(msgspec.Struct, omit_defaults=True):
     code: int
     msg: str
     errors: list[ErrorDetail] | None = None
+
+
+def page_url(request: Request[Any, Any, Any], page: int) -> str:
+    """The request's URL with only ``page`` changed (removed for page 1, as DRF does).
+
+    Absolute on ``LUFFY_BACKEND_URL``, never on the request's ``Host`` header, which the client writes.
+    """
+    query = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    params = [(key, value) for key, value in query if key != "page"]
+    if page > 1:
+        params.append(("page", str(page)))
+    # Litestar's router strips the trailing slash from ``path``; the link keeps the path as requested.
+    raw_path: bytes | None = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1").partition("?")[0] if raw_path else request.url.path
+    query_string = urlencode(params)
+    return f"{request.app.state.settings.backend_url}{path}{'?' if query_string else ''}{query_string}"
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -124,10 +150,13 @@ def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Res
     if status >= HTTP_500_INTERNAL_SERVER_ERROR and status != 503:
         return server_error_handler(_, exc)
     code = SERVER_ERROR if status >= HTTP_500_INTERNAL_SERVER_ERROR else CLIENT_ERROR
+    headers = exc.headers
+    if status == 503 and not (headers and "Retry-After" in headers):
+        headers = {**(headers or {}), "Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)}
     return Response(
         ErrorReply(code=code, msg=_message(exc), errors=_validation_errors(exc) if status == 400 else None),
         status_code=status,
-        headers=exc.headers,
+        headers=headers,
         media_type=MediaType.JSON,
     )
 
@@ -188,11 +217,46 @@ def server_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
     )
 
 
+def _outage_in(exc: BaseException) -> BaseException | None:
+    """The outage behind ``exc``: itself, or what it wraps (advanced-alchemy wraps SQLAlchemy's errors)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if is_outage(seen):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+_last_outage_log = -OUTAGE_LOG_INTERVAL_SECONDS
+
+
+def dependency_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorReply]:
+    """The database or Redis is away (refused, closed, shutting down, pool exhausted): 503, never a 500."""
+    global _last_outage_log
+    outage = _outage_in(exc)
+    if outage is None:
+        return server_error_handler(request, exc)
+    now = time.monotonic()
+    if now - _last_outage_log >= OUTAGE_LOG_INTERVAL_SECONDS:  # one line per few seconds, not one per request
+        _last_outage_log = now
+        logger.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, type(outage).__name__)
+    return domain_error_handler(request, errors.Unavailable(UNAVAILABLE_MSG, retry_after=OUTAGE_RETRY_AFTER_SECONDS))
+
+
 exception_handlers: ExceptionHandlersMap = {
     HTTPException: http_exception_handler,
     errors.DomainError: domain_error_handler,
     NotFoundError: not_found_handler,
     UnicodeDecodeError: undecodable_body_handler,
+    DBAPIError: dependency_error_handler,
+    PoolTimeoutError: dependency_error_handler,
+    RepositoryError: dependency_error_handler,
+    asyncpg.PostgresError: dependency_error_handler,
+    asyncpg.InterfaceError: dependency_error_handler,
+    RedisError: dependency_error_handler,
+    OSError: dependency_error_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: server_error_handler,
     Exception: server_error_handler,
 }

@@ -11,6 +11,7 @@ Setting ``LUFFY_DATABASE_URL`` and ``LUFFY_REDIS_URL`` switches to production.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -36,8 +37,16 @@ TENCENT_REQUIRED = (
 
 
 DAY = 86_400
+DEFAULT_TASK_OUTAGE_SECONDS = 120
+# A task waiting out an outage holds its message for the budget plus one last attempt, which may
+# take up to the database connect timeout (luffy.db.CONNECT_TIMEOUT_SECONDS); redelivery must come later.
+OUTAGE_REDELIVERY_MARGIN_SECONDS = 5
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 SmsProvider = Literal["console", "tencent"]
+PaymentProvider = Literal["alipay", "simulator"]
+ALIPAY_REQUIRED = ("alipay_app_id", "alipay_app_private_key", "alipay_public_key")
+ALIPAY_PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
+NOTIFY_PATH = "/api/v1/order/success/"
 
 
 def setting(description: str, *, shown_default: str | None = None, **bounds: Any) -> msgspec.Meta:
@@ -94,6 +103,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             le=200,
         ),
     ] = 10
+    db_pool_timeout_seconds: Annotated[
+        int, setting("how long a request waits for a free PostgreSQL connection before it answers 503", ge=1, le=600)
+    ] = 5
     db_echo: Annotated[bool, setting("log every SQL statement")] = False
 
     banner_count: Annotated[int, setting("banners on the home page", ge=1, le=100)] = 3
@@ -110,7 +122,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ge=1,
             le=DAY,
         ),
-    ] = 60
+    ] = 180
+    task_outage_seconds: Annotated[
+        int,
+        setting(
+            "how long a task waits out a database outage before it fails; at most the redelivery time "
+            "minus 5 s (a longer value is refused; left unset it shrinks to fit)",
+            ge=0,
+            le=DAY,
+        ),
+    ] = DEFAULT_TASK_OUTAGE_SECONDS
     task_stream_maxlen: Annotated[
         int,
         setting(
@@ -163,6 +184,59 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tencent_timeout_seconds: Annotated[float, setting("per-request timeout", gt=0)] = 5.0
 
     jwt_expiry_seconds: Annotated[int, setting("token lifetime (7 days)", ge=60, le=365 * DAY)] = 7 * DAY
+    login_max_failures: Annotated[
+        int, setting("failed password logins per account before it is locked", ge=1, le=1_000)
+    ] = 5
+    login_lock_seconds: Annotated[
+        int, setting("the window those failures count in; a locked account answers 429 until it passes", ge=1, le=DAY)
+    ] = 900
+    login_ip_hourly_limit: Annotated[int, setting("failed password logins per client IP per hour", ge=1, le=10**9)] = (
+        100
+    )
+
+    payment_provider: Annotated[
+        PaymentProvider,
+        setting(
+            "where buyers pay: Alipay, or Luffy's own offline cashier (see Payments)",
+            shown_default="`alipay` when Alipay keys are set, else `simulator`",
+        ),
+    ] = "simulator"
+    alipay_app_id: Annotated[str, setting("the Alipay application's id (required with `alipay`)")] = ""
+    alipay_app_private_key: Annotated[
+        str,
+        setting(
+            "the application's RSA private key: PEM text, the bare base64 key Alipay's key tool prints, "
+            "or `@/path/to.pem` (required with `alipay`)"
+        ),
+    ] = ""
+    alipay_public_key: Annotated[
+        str, setting("**Alipay's** public key (not the app's), in the same forms (required with `alipay`)")
+    ] = ""
+    alipay_gateway: Annotated[
+        str,
+        setting("the production gateway; the sandbox's is `https://openapi-sandbox.dl.alipaydev.com/gateway.do`"),
+    ] = ALIPAY_PRODUCTION_GATEWAY
+    pay_return_url: Annotated[
+        str, setting("where the buyer's browser returns after paying (the front end's `/pay/success` page)")
+    ] = "http://127.0.0.1:8080/pay/success"
+    pay_notify_url: Annotated[
+        str,
+        setting(
+            "where Alipay posts its asynchronous notification; must be reachable from the Internet with `alipay`",
+            shown_default=f"`LUFFY_BACKEND_URL` + `{NOTIFY_PATH}`",
+        ),
+    ] = ""
+    order_timeout_seconds: Annotated[
+        int,
+        setting(
+            "an order still unpaid this long after creation is closed (超时取消); Alipay is given the same deadline",
+            ge=1,
+            le=30 * DAY,
+        ),
+    ] = 900
+    order_sweep_seconds: Annotated[
+        int, setting("how often the scheduler sends the sweep that closes such orders", ge=1, le=DAY)
+    ] = 60
 
     @property
     def is_embedded(self) -> bool:
@@ -319,6 +393,54 @@ def _check_http_url(variable: str, url: str) -> str:
     return url.rstrip("/")
 
 
+def _http_url(variable: str, url: str) -> str:
+    """An http(s) URL kept exactly as written (a trailing slash included)."""
+    _check_http_url(variable, url)
+    return url
+
+
+def _rsa_key(name: str, value: str, *, private: bool) -> str:
+    """An RSA key as PEM, from PEM text, a bare base64 body (as Alipay's console shows keys) or ``@path``."""
+    from Cryptodome.PublicKey import RSA
+
+    variable = _declared(name).variable
+    if value.startswith("@"):
+        try:
+            value = Path(value[1:]).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(variable, f"cannot read {value[1:]!r}: {exc.__class__.__name__}") from None
+    text = value.replace("\\n", "\n").strip()
+    try:
+        key = RSA.import_key(text if text.startswith("-----BEGIN") else base64.b64decode("".join(text.split())))
+    except (ValueError, IndexError, TypeError):
+        raise SettingsError(variable, "not an RSA key (expected PEM text, a base64 key or @/path/to.pem)") from None
+    if private and not key.has_private():
+        raise SettingsError(variable, "is a public key; the app's private key is needed")
+    if not private and key.has_private():
+        raise SettingsError(variable, "is a private key; give Alipay's public key")
+    return key.export_key("PEM").decode("ascii")
+
+
+def _payment(declared: Settings, given: Mapping[str, Any], backend_url: str) -> dict[str, Any]:
+    """The payment settings: the provider by default follows the keys, and the keys are parsed to PEM."""
+    provider = declared.payment_provider
+    if "payment_provider" not in given and any(name in given for name in ALIPAY_REQUIRED):
+        provider = "alipay"
+    if provider == "alipay":
+        for name in ALIPAY_REQUIRED:
+            if name not in given:
+                raise SettingsError(_declared(name).variable, "required when LUFFY_PAYMENT_PROVIDER=alipay")
+    private_key, public_key = declared.alipay_app_private_key, declared.alipay_public_key
+    return {
+        "payment_provider": provider,
+        "alipay_app_private_key": _rsa_key("alipay_app_private_key", private_key, private=True) if private_key else "",
+        "alipay_public_key": _rsa_key("alipay_public_key", public_key, private=False) if public_key else "",
+        "alipay_gateway": _check_http_url("LUFFY_ALIPAY_GATEWAY", declared.alipay_gateway),
+        "pay_return_url": _http_url("LUFFY_PAY_RETURN_URL", declared.pay_return_url),
+        "pay_notify_url": _http_url("LUFFY_PAY_NOTIFY_URL", declared.pay_notify_url or backend_url + NOTIFY_PATH),
+    }
+
+
 def _check_proxy(host: str) -> None:
     if host == "*":
         # Trusting every peer lets any client write its own X-Forwarded-For, so it picks its own IP
@@ -343,6 +465,28 @@ def _embedded_secret(data_dir: Path) -> str:
     if not create_private(key_file, key.encode("utf-8")):
         return key_file.read_text(encoding="utf-8").strip()  # another process made it first: its key wins
     return key
+
+
+def _outage_budget(declared: Settings, given: Mapping[str, Any]) -> int:
+    """How long tasks wait out a database outage; it must end before their message is redelivered.
+
+    A task waiting out an outage keeps its message unacknowledged; were it still waiting when
+    ``LUFFY_TASK_REDELIVERY_SECONDS`` ran out, a second worker would run the same message. Left
+    unset, the budget shrinks to fit the redelivery time; set explicitly, a budget that does not
+    fit is refused.
+    """
+    redelivery = declared.task_redelivery_seconds
+    longest = max(redelivery - OUTAGE_REDELIVERY_MARGIN_SECONDS, 0)
+    if "task_outage_seconds" not in given:
+        return min(declared.task_outage_seconds, longest)
+    if declared.task_outage_seconds > longest:
+        raise SettingsError(
+            "LUFFY_TASK_OUTAGE_SECONDS",
+            f"{declared.task_outage_seconds} s would outlast LUFFY_TASK_REDELIVERY_SECONDS={redelivery} (a message "
+            f"still being retried would be delivered a second time); keep it at most the redelivery time minus "
+            f"{OUTAGE_REDELIVERY_MARGIN_SECONDS} s ({longest}), or raise LUFFY_TASK_REDELIVERY_SECONDS",
+        )
+    return declared.task_outage_seconds
 
 
 def create_private(path: Path, content: bytes = b"") -> bool:
@@ -386,16 +530,20 @@ def _completed(declared: Settings, given: Mapping[str, Any]) -> Settings:
                 raise SettingsError(_declared(name).variable, "required when LUFFY_SMS_PROVIDER=tencent")
     for host in declared.trusted_proxies:
         _check_proxy(host)
+    outage_seconds = _outage_budget(declared, given)
 
+    backend_url = _check_http_url("LUFFY_BACKEND_URL", declared.backend_url)
     return msgspec.structs.replace(
         declared,
         data_dir=data_dir,
         database_url=database_url,
         redis_url=redis_url,
         secret_key=secret_key,
-        backend_url=_check_http_url("LUFFY_BACKEND_URL", declared.backend_url),
+        backend_url=backend_url,
+        **_payment(declared, given, backend_url),
         media_root=declared.media_root.resolve() if "media_root" in given else data_dir / "media",
         media_prefix="/" + declared.media_prefix.strip("/") + "/",
+        task_outage_seconds=outage_seconds,
     )
 
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from luffy.db import make_sqlalchemy_config
+from luffy.settings import Settings
 from luffy.user.auth import issue_token
+from tests.support.seckill_support import create_users
 
 GARBAGE = {"Authorization": "Bearer not-a-token"}
 PUBLIC = ("/health", "/api/v1/home/banner/", "/api/v1/course/category/", "/api/v1/course/actual/")
-PROTECTED = ("/api/v1/user/me/", "/api/v1/user/sckill/?task_id=x")
+PROTECTED = (
+    "/api/v1/user/me/",
+    "/api/v1/user/sckill/?task_id=x",
+    "/api/v1/user/seckill/",
+    "/api/v1/user/get_result/?id=x",
+)
 
 
 async def test_public_routes_ignore_a_bad_token_and_protected_ones_refuse_it(
@@ -23,13 +31,19 @@ async def test_public_routes_ignore_a_bad_token_and_protected_ones_refuse_it(
         assert refused.json() == {"code": 999, "msg": "未登录或登录已过期"}
 
 
-async def test_the_token_is_the_word_after_the_scheme(client: AsyncTestClient[Litestar], app: Litestar) -> None:
-    token = issue_token(app.state.jwt_auth, 1, "someone")
-    for header in (f"Bearer {token}", f"Token {token}"):
+async def test_the_token_is_the_word_after_a_bearer_or_jwt_scheme(
+    client: AsyncTestClient[Litestar], app: Litestar, settings: Settings
+) -> None:
+    config = make_sqlalchemy_config(settings)  # the test's own engine: the client runs the app on another loop
+    [user] = await create_users(config, 1)
+    await config.get_engine().dispose()
+    token = issue_token(app.state.jwt_auth, user, "someone")
+    for header in (f"Bearer {token}", f"jwt {token}"):
         reply = await client.get("/api/v1/user/sckill/", params={"task_id": "x"}, headers={"Authorization": header})
         assert reply.status_code == 200, header
-    bare = await client.get("/api/v1/user/sckill/", params={"task_id": "x"}, headers={"Authorization": token})
-    assert bare.status_code == 401
+    for header in (f"Token {token}", token):
+        refused = await client.get("/api/v1/user/sckill/", params={"task_id": "x"}, headers={"Authorization": header})
+        assert refused.status_code == 401, header
 
 
 def test_the_openapi_document_asks_for_a_token_exactly_where_the_router_does(app: Litestar) -> None:
@@ -40,5 +54,13 @@ def test_the_openapi_document_asks_for_a_token_exactly_where_the_router_does(app
         for method, operation in operations.items()
         if operation.get("security")
     }
-    assert secured == {("/api/v1/user/me", "get"), ("/api/v1/user/sckill", "get"), ("/api/v1/user/sckill", "post")}
+    assert secured == {
+        ("/api/v1/user/me", "get"),
+        ("/api/v1/user/sckill", "get"),
+        ("/api/v1/user/sckill", "post"),
+        ("/api/v1/user/seckill", "get"),
+        ("/api/v1/user/get_result", "get"),
+        ("/api/v1/order/alipay", "post"),
+        ("/api/v1/order/orders", "get"),
+    }
     assert app.openapi_schema.to_schema()["components"]["securitySchemes"]["BearerToken"]["scheme"] == "Bearer"

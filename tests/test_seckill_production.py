@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import msgspec
 import pytest
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -16,17 +18,21 @@ from luffy.cache import make_redis
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.models import SeckillGoods
 from luffy.seckill.reservations import RedisGoods, RedisReservations
-from luffy.seckill.services import publish_goods
+from luffy.seckill.services import complete_sale_state, publish_goods
 from luffy.settings import Settings, load_settings
 from luffy.user.auth import issue_token, make_jwt_auth
+from luffy.user.revocation import RedisRevocations, revocations_in_use
+from luffy.user.services import set_user_active
 from tests.conftest import truncate_all
+from tests.support.front_end import GET_RESULT, SECKILL, Browser, same_origin
 from tests.support.processes import run_luffy
-from tests.support.seckill_processes import Stack, poll_all, post_all, production_env
-from tests.support.seckill_support import create_goods, create_users, sale_state
+from tests.support.seckill_processes import URL, Stack, poll_all, post_all, production_env
+from tests.support.seckill_support import HAT, create_goods, create_users, sale_state
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 FINAL_WITHIN_SECONDS = 60
+ME = "/api/v1/user/me/"
 
 
 class Production(msgspec.Struct):
@@ -43,7 +49,9 @@ class Production(msgspec.Struct):
         """What ``luffy seckill load NAME --stock N`` does (its CLI is tested in test_seckill_cli)."""
         goods_id = await create_goods(self.config, name=name, stock=stock)
         async with session_scope(self.config) as session:
-            await publish_goods(session, RedisReservations(self.redis, owner_ttl_seconds=60), goods_ids=[goods_id])
+            reservations = RedisReservations(self.redis, owner_ttl_seconds=60)
+            await publish_goods(session, reservations, goods_ids=[goods_id])
+            await complete_sale_state(session, reservations)
         return goods_id
 
     async def in_redis(self, goods_id: int) -> RedisGoods:
@@ -184,6 +192,9 @@ async def test_a_task_that_fails_for_good_gives_its_unit_back(production: Produc
 
     assert reply["code"] == 100
     assert final == {"code": 102, "msg": "没成功"}
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        page = await client.get(GET_RESULT, params={"id": reply["task_id"]}, headers={"Authorization": f"jwt {token}"})
+    assert page.json() == {"code": 101, "msg": "秒杀失败", "reason": "failed"}, "Seckill.vue stops polling"
     # The unit is given back right after the failure is saved as the task's result.
 
     async def given_back() -> bool:
@@ -209,3 +220,58 @@ async def test_a_sale_closed_before_the_task_runs_is_not_active(production: Prod
     assert final == {"code": 101, "msg": "秒杀失败", "reason": "not_active"}
     assert await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0)
     assert (await sale_state(production.config, goods_id)).orders == 0
+
+
+async def test_both_front_end_pages_buy_through_a_worker_with_the_same_origin_cookie(production: Production) -> None:
+    goods_id = await production.load(HAT, 5)
+    production.stack.start_worker()
+    base_url = production.stack.start_api()
+    original_page_user, seed_page_user = await create_users(production.config, 2)
+    original_token, seed_token = production.tokens([original_page_user, seed_page_user])
+
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        seckill_vue = await Browser(client, original_token).seckill_vue(within_seconds=FINAL_WITHIN_SECONDS)
+        sckill_vue = await Browser(client, seed_token).sckill_vue(HAT, within_seconds=FINAL_WITHIN_SECONDS)
+        again = await Browser(client, seed_token).seckill_vue()
+
+    (bought, final), (posted, polled) = seckill_vue, sckill_vue
+    assert (bought["code"], bought["msg"]) == (100, "正在排队")
+    assert final is not None
+    assert (final["code"], final["msg"]) == (100, "秒杀成功")
+    assert (posted["code"], polled and polled["code"]) == (100, 100)
+    assert again == ({"code": 101, "msg": "秒杀失败", "reason": "duplicate"}, None)
+    state = await sale_state(production.config, goods_id)
+    assert (state.stock, sorted(state.order_users)) == (3, [original_page_user, seed_page_user])
+    assert await production.in_redis(goods_id) == RedisGoods(stock=3, pending=0, buyers=2)
+
+
+async def test_a_disabled_user_is_refused_within_5_seconds_and_orders_nothing(production: Production) -> None:
+    goods_id = await production.load("flash-disabled", 5)
+    production.stack.start_worker()
+    base_url = production.stack.start_api()
+    [user] = await create_users(production.config, 1)
+    [token] = production.tokens([user])
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        assert (await client.get(ME, headers=bearer)).status_code == 200
+        with revocations_in_use(RedisRevocations(production.redis)):
+            async with session_scope(production.config) as session:
+                await set_user_active(session, user, False)
+
+        async def refused_everywhere() -> bool:
+            answers = [
+                (await client.get(ME, headers=bearer)).status_code,
+                (await client.post(URL, json={"goods_id": goods_id}, headers=bearer)).status_code,
+                (await client.get(SECKILL, headers=same_origin(token))).status_code,
+                (await client.post(URL, json={"goods_id": goods_id}, headers=same_origin(token))).status_code,
+            ]
+            return answers == [401] * 4
+
+        await eventually(refused_everywhere, within=5, what="every endpoint to refuse the disabled user")
+
+    await asyncio.sleep(
+        1
+    )  # waiting for something not to happen: a purchase wrongly let through would be ordered by now
+    assert (await sale_state(production.config, goods_id)).orders == 0
+    assert await production.in_redis(goods_id) == RedisGoods(stock=5, pending=0, buyers=0)

@@ -11,9 +11,11 @@ from redis.asyncio import Redis
 
 from luffy.app import create_app
 from luffy.db import make_sqlalchemy_config, session_scope
+from luffy.seckill.reservations import RedisGoods
 from luffy.seckill.services import publish_goods
 from luffy.settings import Settings
 from luffy.user.auth import issue_token
+from luffy.user.services import set_user_active
 from tests.support.seckill_support import HAT, create_goods, create_users, running
 from tests.support.sqlcount import count_statements
 
@@ -76,6 +78,24 @@ async def test_post_and_poll_make_no_database_query(shop: Shop) -> None:
     assert sold_out.json() == {"code": 101, "msg": "秒杀失败", "reason": "sold_out"}
     assert duplicate.json() == {"code": 101, "msg": "秒杀失败", "reason": "duplicate"}
     assert polled.json() == {"code": 103, "msg": "还在排队"}, "no worker runs in this test: the task waits"
+
+
+async def test_a_disabled_buyer_is_refused_by_the_admission_script_without_a_database_query(shop: Shop) -> None:
+    goods_id = await create_goods(shop.config, stock=2)
+    await shop.publish()
+    disabled, other = await create_users(shop.config, 2)
+    async with session_scope(shop.config) as session:
+        await set_user_active(session, disabled, False)
+
+    with count_statements(shop.config.get_engine()) as statements:
+        refused = await shop.buy(disabled)
+        queued = await shop.buy(other)
+
+    assert statements == []
+    assert (refused.status_code, refused.json()) == (401, {"code": 999, "msg": "用户不存在或已停用"})
+    assert queued.json()["code"] == 100
+    reservations = shop.app.state.seckill_gate  # type: ignore[attr-defined]
+    assert (await reservations.state([goods_id]))[goods_id] == RedisGoods(stock=1, pending=1, buyers=1)
 
 
 async def test_goods_and_window_checks_come_from_redis(shop: Shop) -> None:

@@ -44,8 +44,11 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def reservations(redis: Redis) -> RedisReservations:
-    return RedisReservations(redis, owner_ttl_seconds=60)
+async def reservations(redis: Redis) -> RedisReservations:
+    """Reservations in a Redis whose sale state is complete (what a full publish leaves behind)."""
+    reservations = RedisReservations(redis, owner_ttl_seconds=60)
+    await reservations.mark_loaded(time.time())
+    return reservations
 
 
 def hat(

@@ -170,6 +170,7 @@ async def test_send_login_me_and_the_code_works_once(sms_settings: SettingsFacto
             "id": me.json()["id"],
             "username": MOBILE,
             "mobile": MOBILE,
+            "email": "",
             "icon": None,
         }
         assert (await client.get(CHECK, params={"mobile": MOBILE})).json() == {"code": 100, "msg": "手机号存在"}
@@ -309,11 +310,11 @@ async def test_me_without_a_valid_token_is_401(sqlite_only: SettingsFactory, aut
     assert response.json()["code"] == 999
 
 
-async def test_me_for_a_deleted_user_is_401(sqlite_only: SettingsFactory) -> None:
+async def test_me_for_a_disabled_user_is_401(sqlite_only: SettingsFactory) -> None:
     settings = sqlite_only()
     async with running(settings) as client:
         body = await send_and_log_in(client, settings, MOBILE)
-        await run_sql(settings.database_url, update(User).values(is_delete=True))
+        await run_sql(settings.database_url, update(User).values(is_active=False))
         response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
     assert response.status_code == 401
     assert response.json() == {"code": 999, "msg": "用户不存在或已停用"}

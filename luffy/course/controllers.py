@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode
 
 from litestar import Controller, Request, get
 from litestar.datastructures import State
@@ -25,7 +24,7 @@ from luffy.course.services import (
     parse_ordering,
 )
 from luffy.errors import NotFound
-from luffy.responses import error_responses
+from luffy.responses import error_responses, page_url
 
 NO_NUL = r"^[^\x00]*$"
 _ORDER_TERM = rf"\s*-?({'|'.join(ORDERING_FIELDS)})\s*"
@@ -89,27 +88,11 @@ def course_query(
     )
 
 
-def _page_url(request: Request[Any, Any, Any], page: int) -> str:
-    """The request's URL with only ``page`` changed (removed for page 1, as DRF does).
-
-    Absolute on ``LUFFY_BACKEND_URL``, never on the request's ``Host`` header, which the client writes.
-    """
-    query = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    params = [(key, value) for key, value in query if key != "page"]
-    if page > 1:
-        params.append(("page", str(page)))
-    # Litestar's router strips the trailing slash from ``path``; the link keeps the path as requested.
-    raw_path: bytes | None = request.scope.get("raw_path")
-    path = raw_path.decode("latin-1").partition("?")[0] if raw_path else request.url.path
-    query_string = urlencode(params)
-    return f"{request.app.state.settings.backend_url}{path}{'?' if query_string else ''}{query_string}"
-
-
 def _page_reply(request: Request[Any, Any, Any], result: CoursePageResult) -> CoursePage:
     return CoursePage(
         count=result.count,
-        next=_page_url(request, result.page + 1) if result.has_next else None,
-        previous=_page_url(request, result.page - 1) if result.page > 1 else None,
+        next=page_url(request, result.page + 1) if result.has_next else None,
+        previous=page_url(request, result.page - 1) if result.page > 1 else None,
         results=result.courses,
     )
 

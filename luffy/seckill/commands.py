@@ -96,7 +96,7 @@ def seckill_load(
     """Create or update flash-sale goods in the database, then copy them to Redis (production)."""
     from redis.exceptions import RedisError
 
-    from luffy.seckill.services import SeckillError, load_goods, publish_goods, stock_report
+    from luffy.seckill.services import SeckillError, complete_sale_state, load_goods, publish_goods, stock_report
 
     try:
         amount = None if price is None else Decimal(price).quantize(Decimal("0.01"))
@@ -119,6 +119,7 @@ def seckill_load(
             if reservations is not None:
                 try:
                     await publish_goods(session, reservations, goods_ids=[goods_id])
+                    await complete_sale_state(session, reservations)
                 except (RedisError, OSError) as exc:
                     fail(
                         f"saved in the database, but Redis was not updated ({type(exc).__name__}); "

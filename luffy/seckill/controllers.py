@@ -1,4 +1,9 @@
-"""``/api/v1/user/sckill/``: queue a purchase, then poll its outcome (the original front end's path)."""
+"""The flash-sale endpoints, under both of the original front end's paths.
+
+``user/sckill/`` (POST a purchase, GET its outcome) is the seed's ``Sckill.vue``; ``user/seckill/``
+(GET buys the goods on sale now) and ``user/get_result/`` are the original app's ``Seckill.vue``.
+The buying handlers leave the revocation check to the admission itself (still one Redis round trip).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Annotated, Any
 from litestar import Controller, Litestar, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.security.jwt import Token
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,16 +25,20 @@ from luffy.db import session_scope
 from luffy.responses import error_responses
 from luffy.seckill.reservations import RedisReservations
 from luffy.seckill.schemas import (
+    MAX_GOODS_ID,
     TASK_ID_MAX_LENGTH,
     FailedReply,
     NotSucceededReply,
     OrderedReply,
+    PageFailedReply,
+    PageQueuedReply,
+    PageWaitingReply,
     PurchaseRequest,
     QueuedReply,
     WaitingReply,
 )
-from luffy.seckill.services import SeckillDesk, make_gate, publish_goods
-from luffy.user.auth import AuthUser
+from luffy.seckill.services import SaleDatabase, SeckillDesk, make_gate, publish_goods
+from luffy.user.auth import REVOCATION_CHECKED_IN_HANDLER, AuthUser
 
 logger = logging.getLogger("luffy.seckill")
 
@@ -51,6 +60,7 @@ class SeckillController(Controller):
         summary="Queue a flash-sale purchase",
         description="Answers 您正在排队 with a task_id once the order task is enqueued, or 101 with a reason at once.",
         responses=error_responses(400, 401),
+        opt={REVOCATION_CHECKED_IN_HANDLER: True},
     )
     async def purchase(
         self,
@@ -75,6 +85,48 @@ class SeckillController(Controller):
         return await desk.status(task_id, request.user.id)
 
 
+class SeckillPageController(Controller):
+    """The original app's ``Seckill.vue`` (on the authenticated router): one click buys, then it polls every 5 s."""
+
+    path = "/user"
+    tags = ["seckill"]
+    dependencies = {"desk": Provide(_desk, sync_to_thread=False)}
+
+    @get(
+        "/seckill",
+        summary="Buy the goods on sale now (the one whose sale started last, or goods_id)",
+        description="Answers 正在排队 with the task id in `id`; 400 当前没有秒杀活动 when nothing is on sale.",
+        cache=False,
+        responses=error_responses(400, 401),
+        opt={REVOCATION_CHECKED_IN_HANDLER: True},
+    )
+    async def buy_now(
+        self,
+        request: Request[AuthUser, Token, Any],
+        desk: NamedDependency[SeckillDesk],
+        goods_id: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_GOODS_ID, description="Buy this goods instead.")
+        ] = None,
+    ) -> PageQueuedReply | FailedReply:
+        return await desk.request_now(goods_id, request.user.id)
+
+    @get(
+        "/get_result",
+        summary="Poll a purchase: 100 ordered, 101 failed, 102 still queued (or unknown: keep polling)",
+        cache=False,
+        responses=error_responses(400, 401),
+    )
+    async def result(
+        self,
+        request: Request[AuthUser, Token, Any],
+        desk: NamedDependency[SeckillDesk],
+        task_id: Annotated[
+            str, QueryParameter(name="id", min_length=1, max_length=TASK_ID_MAX_LENGTH, description="The task id.")
+        ],
+    ) -> OrderedReply | PageFailedReply | PageWaitingReply:
+        return await desk.result(task_id, request.user.id)
+
+
 @asynccontextmanager
 async def seckill_lifespan(app: Litestar) -> AsyncIterator[None]:
     """Builds the gate and the desk (with the order queue ``luffy.app`` put in ``state.purchase_queue``);
@@ -87,7 +139,7 @@ async def seckill_lifespan(app: Litestar) -> AsyncIterator[None]:
         owner_ttl_seconds=state.settings.result_ttl_seconds,
     )
     state.seckill_gate = gate
-    state.seckill_desk = SeckillDesk(gate, state.purchase_queue)
+    state.seckill_desk = SeckillDesk(gate, state.purchase_queue, SaleDatabase(state.sqlalchemy_config))
     if isinstance(gate, RedisReservations):
         try:
             async with session_scope(state.sqlalchemy_config) as session:

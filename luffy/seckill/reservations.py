@@ -7,6 +7,12 @@ Per goods ``G`` (keys under ``luffy:seckill:``):
 - ``buyers:G``   set: users holding a reservation or an order
 - ``pending:G``  hash: task id -> ``user:admitted_at``, reservations whose order task has not settled
 - ``names``      hash: goods name -> id;  ``task:T``: the user who owns task ``T`` (expires)
+- ``loaded``     set once every goods on sale has been copied from the database. Redis that
+                 restarted empty (no persistence) or failed over to a lagging replica lacks it:
+                 admission then answers ``lost`` instead of taking an empty Redis for "no such
+                 goods" or "sold out", until the state is rebuilt (``luffy.seckill.services``).
+
+Admission also reads the users whose tokens are revoked (``luffy.user.revocation.REVOKED_KEY``).
 
 While no task is in flight, ``stock`` equals the database's stock; in general
 ``stock + len(pending) == database stock`` and ``buyers == order users | pending users``.
@@ -22,9 +28,14 @@ from decimal import Decimal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+
+from luffy.user.revocation import REVOKED_KEY
 
 PREFIX = "luffy:seckill:"
 NAMES_KEY = PREFIX + "names"
+LOADED_KEY = PREFIX + "loaded"
+REBUILD_LOCK_KEY = PREFIX + "rebuilding"
 BUYERS_PER_CALL = 1_000
 
 QUEUED = "queued"
@@ -33,14 +44,36 @@ NOT_STARTED = "not_started"
 ENDED = "ended"
 # A reservation whose task failed or was never enqueued: the unit goes back, the user may try again.
 ABANDONED = "abandoned"
+# The buyer's tokens are revoked (a disabled or deleted user): refused before anything is taken.
+REVOKED = "revoked"
+# Asked for "the goods on sale now" (neither name nor id) when none is.
+NONE_ON_SALE = "none_on_sale"
+# Redis has lost the sale's state (see ``loaded``); nobody is admitted until it is rebuilt.
+LOST = "lost"
 
 _ADMIT = """
 local prefix, by, ref, user, task_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, owner_ttl = tonumber(ARGV[6]), ARGV[7]
+if redis.call('SISMEMBER', KEYS[2], user) == 1 then return {'revoked', ''} end
+if redis.call('EXISTS', KEYS[3]) == 0 then return {'lost', ''} end
 local id = ref
 if by == 'name' then
   id = redis.call('HGET', KEYS[1], ref)
   if not id then return {'unknown', ''} end
+elseif by == 'current' then
+  -- the goods on sale now whose sale started last (then the highest id)
+  local best_start = nil
+  id = nil
+  for _, candidate in ipairs(redis.call('HVALS', KEYS[1])) do
+    local window = redis.call('HMGET', prefix .. 'goods:' .. candidate, 'start', 'end')
+    local start = tonumber(window[1])
+    if start and start <= now and (window[2] == '' or now <= tonumber(window[2])) then
+      if not id or start > best_start or (start == best_start and tonumber(candidate) > tonumber(id)) then
+        id, best_start = candidate, start
+      end
+    end
+  end
+  if not id then return {'none_on_sale', ''} end
 end
 local goods = prefix .. 'goods:' .. id
 local info = redis.call('HMGET', goods, 'start', 'end', 'stock')
@@ -48,6 +81,8 @@ if not info[1] then return {'unknown', id} end
 if now < tonumber(info[1]) then return {'not_started', id} end
 if info[2] ~= '' and now > tonumber(info[2]) then return {'ended', id} end
 local buyers = prefix .. 'buyers:' .. id
+-- Run twice for one task (a client retry after a lost reply): the reservation already stands.
+if redis.call('HEXISTS', prefix .. 'pending:' .. id, task_id) == 1 then return {'queued', id} end
 if redis.call('SISMEMBER', buyers, user) == 1 then return {'duplicate', id} end
 if tonumber(info[3]) <= 0 then return {'sold_out', id} end
 redis.call('HINCRBY', goods, 'stock', -1)
@@ -167,10 +202,20 @@ class RedisReservations:
     async def admit(
         self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
     ) -> Admission:
-        """Take one unit for ``user_id`` if any is left and they hold none, and record the task's owner."""
-        by, ref = ("id", str(goods_id)) if goods_id is not None else ("name", name or "")
+        """Take one unit for ``user_id`` if any is left and they hold none, and record the task's owner.
+
+        The goods is found by id, else by name, else (both ``None``) it is the one on sale now that
+        started last. A user in the revocation list is refused first, in the same script.
+        """
+        if goods_id is not None:
+            by, ref = "id", str(goods_id)
+        elif name is not None:
+            by, ref = "name", name
+        else:
+            by, ref = "current", ""
         status, found = await self._admit(
-            keys=[NAMES_KEY], args=[PREFIX, by, ref, user_id, task_id, repr(now), self.owner_ttl_seconds]
+            keys=[NAMES_KEY, REVOKED_KEY, LOADED_KEY],
+            args=[PREFIX, by, ref, user_id, task_id, repr(now), self.owner_ttl_seconds],
         )
         found_id = _text(found)
         return Admission(status=_text(status), goods_id=int(found_id) if found_id else None)
@@ -202,6 +247,17 @@ class RedisReservations:
         ]
         stock = await self._sync(keys=[NAMES_KEY], args=args)
         return None if stock == -1 else int(stock)
+
+    async def mark_loaded(self, now: float) -> None:
+        """Every goods on sale is in Redis now: admissions may go ahead."""
+        await self.redis.set(LOADED_KEY, repr(now))
+
+    async def is_loaded(self) -> bool:
+        return bool(await self.redis.exists(LOADED_KEY))
+
+    def rebuild_lock(self, timeout_seconds: float) -> Lock:
+        """The lock one process holds while it rebuilds lost state (redis-py's, expiring if that process dies)."""
+        return self.redis.lock(REBUILD_LOCK_KEY, timeout=timeout_seconds, blocking=False)
 
     async def remove(self, goods_id: int) -> None:
         await self._remove(keys=[NAMES_KEY], args=[PREFIX, goods_id])

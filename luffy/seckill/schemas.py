@@ -14,6 +14,9 @@ SOLD_OUT = "sold_out"
 DUPLICATE = "duplicate"
 NOT_ACTIVE = "not_active"
 FailureReason = Literal["sold_out", "duplicate", "not_active"]
+FAILURE_REASONS = (SOLD_OUT, DUPLICATE, NOT_ACTIVE)
+# ``get_result`` also reports a task that failed for good (the page stops polling only on 100/101).
+PageFailureReason = Literal["sold_out", "duplicate", "not_active", "failed"]
 
 MAX_GOODS_ID = 2**63 - 1
 TASK_ID_MAX_LENGTH = 64
@@ -53,6 +56,26 @@ class NotSucceededReply(Envelope, kw_only=True):
 
 class WaitingReply(Envelope, kw_only=True):
     code: int = 103
+    msg: str = "还在排队"
+
+
+class PageQueuedReply(Envelope, kw_only=True):
+    """``GET user/seckill/``: the original ``Seckill.vue`` reads the task id from ``id``."""
+
+    msg: str = "正在排队"
+    id: str
+
+
+class PageFailedReply(Envelope, kw_only=True):
+    code: int = 101
+    msg: str = "秒杀失败"
+    reason: PageFailureReason
+
+
+class PageWaitingReply(Envelope, kw_only=True):
+    """``get_result``: queued, running or unknown; ``Seckill.vue`` polls again on 102."""
+
+    code: int = 102
     msg: str = "还在排队"
 
 

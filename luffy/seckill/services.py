@@ -21,13 +21,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from functools import partial
+from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.stores.base import Store
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import ColumnElement, Update, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,13 +37,16 @@ from taskiq.exceptions import SendTaskError
 from taskiq_redis.exceptions import ResultIsMissingError
 
 from luffy.db import session_scope
-from luffy.errors import InvalidInput, NotFound, Unavailable
+from luffy.errors import InvalidInput, NotAuthenticated, NotFound, Unavailable
 from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.reservations import (
     ABANDONED,
     ENDED,
+    LOST,
+    NONE_ON_SALE,
     NOT_STARTED,
     QUEUED,
+    REVOKED,
     UNKNOWN,
     Admission,
     GoodsState,
@@ -52,24 +56,35 @@ from luffy.seckill.reservations import (
 )
 from luffy.seckill.schemas import (
     DUPLICATE,
+    FAILURE_REASONS,
     NOT_ACTIVE,
     ORDERED,
     SOLD_OUT,
     FailedReply,
     NotSucceededReply,
     OrderedReply,
+    PageFailedReply,
+    PageQueuedReply,
+    PageWaitingReply,
     PurchaseOutcome,
     PurchaseRequest,
     QueuedReply,
     WaitingReply,
 )
+from luffy.user.revocation import REVOKED_MSG, user_enabled
 
 logger = logging.getLogger("luffy.seckill")
 
 ORDER_CREATED = "created"
+# Reservations older than this are taken as lost when Redis's state is rebuilt (as ``luffy seckill reconcile``).
+RESERVATION_STALE_AFTER_SECONDS = 600
+REBUILD_LOCK_SECONDS = 60
 MAX_PRICE = Decimal("999999.99")
 # ``enqueue(task_id, goods_id, user_id)``: send the order task for an admitted request.
 Enqueue = Callable[[str, int, int], Awaitable[Any]]
+# ``restore()``: rebuild Redis's lost sale state; ``False`` when another process is doing it.
+Restore = Callable[[], Awaitable[bool]]
+FindOrder = Callable[[str], Awaitable[SeckillOrder | None]]
 
 
 class SeckillError(InvalidInput):
@@ -90,7 +105,7 @@ class SeckillGate(Protocol):
 
 
 class DatabaseGate:
-    """Embedded mode: the goods are read from the database and the order task alone decides.
+    """Embedded mode: the buyer and the goods are read from the database and the order task alone decides.
 
     Sold-out is answered at once when the database already says so; a duplicate is found by the
     task (the unique constraint). Task owners are kept in the cache store, with the result's TTL.
@@ -104,10 +119,16 @@ class DatabaseGate:
     async def admit(
         self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
     ) -> Admission:
+        now_on_sale = name is None and goods_id is None
         async with session_scope(self.sqlalchemy_config) as session:
-            goods = await find_goods(session, name=name, goods_id=goods_id)
+            if not await user_enabled(session, user_id):
+                return Admission(status=REVOKED, goods_id=None)
+            if now_on_sale:
+                goods = await goods_on_sale_now(session, datetime.datetime.fromtimestamp(now, datetime.UTC))
+            else:
+                goods = await find_goods(session, name=name, goods_id=goods_id)
         if goods is None:
-            return Admission(status=UNKNOWN, goods_id=None)
+            return Admission(status=NONE_ON_SALE if now_on_sale else UNKNOWN, goods_id=None)
         closed = window_status(goods.start_time.timestamp(), _epoch(goods.end_time), now)
         if closed is not None:
             return Admission(status=closed, goods_id=goods.id)
@@ -135,18 +156,44 @@ class PurchaseQueue(Protocol):
     def results(self) -> AsyncResultBackend[Any]: ...
 
 
+class SaleDatabase:
+    """The database behind the desk: where a task's order is found and lost Redis state is rebuilt from.
+
+    A plain class, not a dataclass field of type ``SQLAlchemyAsyncConfig``: Litestar converts the
+    desk dependency with msgspec, which would otherwise walk the config's own annotations.
+    """
+
+    def __init__(self, sqlalchemy_config: SQLAlchemyAsyncConfig) -> None:
+        self.sqlalchemy_config = sqlalchemy_config
+
+
 @dataclass(frozen=True)
 class SeckillDesk:
     """What the API's flash-sale endpoints need: the gate that admits buyers and the order queue."""
 
     gate: SeckillGate
     queue: PurchaseQueue
+    database: SaleDatabase
+
+    def _restore(self) -> Restore | None:
+        if isinstance(self.gate, RedisReservations):
+            return partial(restore_lost_state, self.gate, self.database.sqlalchemy_config)
+        return None
+
+    def _find_order(self) -> FindOrder:
+        return partial(order_of_task, self.database.sqlalchemy_config)
 
     async def request(self, request: PurchaseRequest, user_id: int) -> QueuedReply | FailedReply:
-        return await request_purchase(self.gate, request, user_id, self.queue.enqueue)
+        return await request_purchase(self.gate, request, user_id, self.queue.enqueue, self._restore())
 
     async def status(self, task_id: str, user_id: int) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-        return await purchase_status(self.gate, self.queue.results(), task_id, user_id)
+        return await purchase_status(self.gate, self.queue.results(), task_id, user_id, self._find_order())
+
+    async def request_now(self, goods_id: int | None, user_id: int) -> PageQueuedReply | FailedReply:
+        return await request_purchase_now(self.gate, goods_id, user_id, self.queue.enqueue, self._restore())
+
+    async def result(self, task_id: str, user_id: int) -> OrderedReply | PageFailedReply | PageWaitingReply:
+        return await purchase_result(self.gate, self.queue.results(), task_id, user_id, self._find_order())
 
 
 def make_gate(
@@ -192,20 +239,38 @@ def _utcnow() -> datetime.datetime:
 WINDOW_MESSAGES = {NOT_STARTED: "秒杀尚未开始", ENDED: "秒杀已结束"}
 
 
-async def request_purchase(
-    gate: SeckillGate, request: PurchaseRequest, user_id: int, enqueue: Enqueue
-) -> QueuedReply | FailedReply:
-    """Admit the request and enqueue its order task; answer at once when the outcome is already certain."""
-    if (request.name is None) == (request.goods_id is None):
-        raise InvalidInput("请提供 name 或 goods_id 其中之一")
+async def _admit_and_enqueue(
+    gate: SeckillGate,
+    *,
+    name: str | None,
+    goods_id: int | None,
+    user_id: int,
+    enqueue: Enqueue,
+    restore: Restore | None,
+) -> str | FailedReply:
+    """Admit the request and enqueue its order task (returns its id), or the outcome already certain.
+
+    When Redis has lost the sale's state, ``restore`` rebuilds it (in one process at a time);
+    until it is back every request is 503, never a wrong ``sold_out`` or 404.
+    """
     task_id = new_task_id()
+
+    async def admit() -> Admission:
+        return await gate.admit(name=name, goods_id=goods_id, user_id=user_id, task_id=task_id, now=time.time())
+
     try:
-        admission = await gate.admit(
-            name=request.name, goods_id=request.goods_id, user_id=user_id, task_id=task_id, now=time.time()
-        )
+        admission = await admit()
+        if admission.status == LOST and restore is not None and await restore():
+            admission = await admit()
     except (RedisError, SQLAlchemyError, OSError) as exc:
         logger.warning("seckill admission unavailable: %s", type(exc).__name__)
         raise Unavailable("秒杀服务暂不可用，请稍后再试") from exc
+    if admission.status == LOST:
+        raise Unavailable("秒杀服务正在恢复，请稍后再试", retry_after=1)
+    if admission.status == REVOKED:
+        raise NotAuthenticated(REVOKED_MSG)
+    if admission.status == NONE_ON_SALE:
+        raise InvalidInput("当前没有秒杀活动")
     if admission.status == UNKNOWN or admission.goods_id is None:
         raise NotFound("秒杀商品不存在")
     if admission.status in WINDOW_MESSAGES:
@@ -218,32 +283,109 @@ async def request_purchase(
         logger.warning("seckill task %s not enqueued (%s); its reservation is given back", task_id, exc)
         await abandon_purchase(gate, admission.goods_id, task_id)
         raise Unavailable("排队服务暂不可用，请稍后再试") from exc
-    return QueuedReply(task_id=task_id)
+    return task_id
 
 
-async def purchase_status(
-    gate: SeckillGate, results: AsyncResultBackend[Any], task_id: str, user_id: int
-) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-    """The contract's poll answer; another user's (or an unknown) task is indistinguishable from none."""
+async def request_purchase(
+    gate: SeckillGate, request: PurchaseRequest, user_id: int, enqueue: Enqueue, restore: Restore | None = None
+) -> QueuedReply | FailedReply:
+    """``POST user/sckill/``: the goods named or given by id."""
+    if (request.name is None) == (request.goods_id is None):
+        raise InvalidInput("请提供 name 或 goods_id 其中之一")
+    queued = await _admit_and_enqueue(
+        gate, name=request.name, goods_id=request.goods_id, user_id=user_id, enqueue=enqueue, restore=restore
+    )
+    return queued if isinstance(queued, FailedReply) else QueuedReply(task_id=queued)
+
+
+async def request_purchase_now(
+    gate: SeckillGate, goods_id: int | None, user_id: int, enqueue: Enqueue, restore: Restore | None = None
+) -> PageQueuedReply | FailedReply:
+    """``GET user/seckill/`` (the original ``Seckill.vue``): the goods on sale now, or ``goods_id``."""
+    queued = await _admit_and_enqueue(
+        gate, name=None, goods_id=goods_id, user_id=user_id, enqueue=enqueue, restore=restore
+    )
+    return queued if isinstance(queued, FailedReply) else PageQueuedReply(id=queued)
+
+
+UNKNOWN_TASK = "unknown_task"
+WAITING = "waiting"
+TASK_FAILED: Final = "failed"
+
+
+async def _task_outcome(
+    gate: SeckillGate, results: AsyncResultBackend[Any], task_id: str, user_id: int, find_order: FindOrder | None
+) -> PurchaseOutcome | str:
+    """The settled outcome of ``user_id``'s task, else ``UNKNOWN_TASK``, ``WAITING`` or ``TASK_FAILED``.
+
+    Another user's task is indistinguishable from an unknown one. A task Redis no longer knows
+    (its owner or result lost with Redis's data) is looked up in the database through
+    ``find_order``: an order that task wrote for this user is still an order.
+    """
+
+    async def from_database() -> PurchaseOutcome | str:
+        order = await find_order(task_id) if find_order is not None else None
+        if order is not None and order.user_id == user_id:
+            return PurchaseOutcome(outcome=ORDERED, order_no=order.order_no)
+        return UNKNOWN_TASK
+
     try:
-        if await gate.owner(task_id) != user_id:
-            return NotSucceededReply()
+        owner = await gate.owner(task_id)
+        if owner is None:
+            return await from_database()
+        if owner != user_id:
+            return UNKNOWN_TASK
         if not await results.is_result_ready(task_id):
-            return WaitingReply()
+            return WAITING
         result = await results.get_result(task_id)
     except (ResultIsMissingError, KeyError):
-        return NotSucceededReply()
+        return await from_database()
     except (RedisError, OSError) as exc:
         raise Unavailable("秒杀服务暂不可用，请稍后再试") from exc
     value = result.return_value
-    if result.is_err or not isinstance(value, dict):
+    if result.is_err or not isinstance(value, dict) or value.get("outcome") not in (ORDERED, *FAILURE_REASONS):
+        return TASK_FAILED
+    order_no = value.get("order_no")
+    return PurchaseOutcome(outcome=value["outcome"], order_no=None if order_no is None else str(order_no))
+
+
+async def purchase_status(
+    gate: SeckillGate,
+    results: AsyncResultBackend[Any],
+    task_id: str,
+    user_id: int,
+    find_order: FindOrder | None = None,
+) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
+    """``GET user/sckill/?task_id=``: the contract's poll answer (102 for unknown, another user's or failed)."""
+    outcome = await _task_outcome(gate, results, task_id, user_id, find_order)
+    if outcome == WAITING:
+        return WaitingReply()
+    if not isinstance(outcome, PurchaseOutcome):
         return NotSucceededReply()
-    outcome = value.get("outcome")
-    if outcome == ORDERED:
-        return OrderedReply(order_no=str(value.get("order_no")))
-    if outcome in (SOLD_OUT, DUPLICATE, NOT_ACTIVE):
-        return FailedReply(reason=outcome)
-    return NotSucceededReply()
+    if outcome.outcome == ORDERED:
+        return OrderedReply(order_no=str(outcome.order_no))
+    return FailedReply(reason=outcome.outcome)  # type: ignore[arg-type]
+
+
+async def purchase_result(
+    gate: SeckillGate,
+    results: AsyncResultBackend[Any],
+    task_id: str,
+    user_id: int,
+    find_order: FindOrder | None = None,
+) -> OrderedReply | PageFailedReply | PageWaitingReply:
+    """``GET user/get_result/?id=`` as ``Seckill.vue`` expects: it polls on 102, so unknown ids are 102 too.
+
+    A task that failed for good is 101 (``reason: failed``): 102 would keep the page polling forever.
+    """
+    outcome = await _task_outcome(gate, results, task_id, user_id, find_order)
+    if outcome in (WAITING, UNKNOWN_TASK):
+        return PageWaitingReply()
+    if not isinstance(outcome, PurchaseOutcome):
+        return PageFailedReply(reason=TASK_FAILED)
+    if outcome.outcome == ORDERED:
+        return OrderedReply(order_no=str(outcome.order_no))
+    return PageFailedReply(reason=outcome.outcome)  # type: ignore[arg-type]
 
 
 # --- the order task ------------------------------------------------------------------------------
@@ -263,6 +405,33 @@ async def complete_purchase(
         # ``luffy seckill reconcile``, which counts it correctly either way.
         logger.warning("seckill task %s ordered, but its reservation could not be settled in Redis", task_id)
     return outcome
+
+
+async def order_of_task(sqlalchemy_config: SQLAlchemyAsyncConfig, task_id: str) -> SeckillOrder | None:
+    """The order written by order task ``task_id``, if any."""
+    async with session_scope(sqlalchemy_config) as session:
+        return await session.scalar(select(SeckillOrder).where(SeckillOrder.task_id == task_id))
+
+
+async def restore_lost_state(reservations: RedisReservations, sqlalchemy_config: SQLAlchemyAsyncConfig) -> bool:
+    """Rebuild Redis's sale state from the database, as ``reconcile`` does; ``True`` once it is complete.
+
+    One process does it, under a Redis lock; any other returns ``False`` at once (its callers
+    answer 503 until the state is back). Reservations still in flight are kept.
+    """
+    lock = reservations.rebuild_lock(REBUILD_LOCK_SECONDS)
+    if not await lock.acquire():
+        return False
+    try:
+        async with session_scope(sqlalchemy_config) as session:
+            await reconcile(session, reservations, stale_after_seconds=RESERVATION_STALE_AFTER_SECONDS)
+        logger.warning("seckill: Redis had lost the sale state (restarted empty?); rebuilt it from the database")
+    finally:
+        try:
+            await lock.release()
+        except LockError:
+            logger.warning("seckill: the rebuild outlasted its %d s lock", REBUILD_LOCK_SECONDS)
+    return True
 
 
 async def abandon_purchase(gate: SeckillGate, goods_id: int, task_id: str) -> None:
@@ -422,6 +591,12 @@ async def find_goods(session: AsyncSession, *, name: str | None, goods_id: int |
     return await session.scalar(select(SeckillGoods).where(lookup, *_LISTED))
 
 
+async def goods_on_sale_now(session: AsyncSession, now: datetime.datetime) -> SeckillGoods | None:
+    """The goods on sale at ``now`` whose sale started last (then the highest id), as the Redis script picks."""
+    query = select(SeckillGoods).where(*_on_sale(now)).order_by(SeckillGoods.start_time.desc(), SeckillGoods.id.desc())
+    return await session.scalar(query.limit(1))
+
+
 async def load_goods(
     session: AsyncSession,
     *,
@@ -509,10 +684,15 @@ async def publish_goods(
     only_if_missing: bool = False,
     stale_before: float = 0.0,
 ) -> list[GoodsState]:
-    """Copy goods from the database to Redis (all on sale, or ``goods_ids``); returns what was read."""
+    """Copy goods from the database to Redis (all on sale, or ``goods_ids``); returns what was read.
+
+    Copying all of them marks Redis's sale state complete, so admissions may go ahead.
+    """
     states = await goods_states(session, goods_ids)
     for state in states:
         await reservations.sync(state, only_if_missing=only_if_missing, stale_before=stale_before)
+    if goods_ids is None:
+        await reservations.mark_loaded(time.time())
     return states
 
 
@@ -528,6 +708,12 @@ async def reconcile(session: AsyncSession, reservations: RedisReservations, *, s
     for goods_id in removed:
         await reservations.remove(goods_id)
     return removed
+
+
+async def complete_sale_state(session: AsyncSession, reservations: RedisReservations) -> None:
+    """Rebuild Redis's sale state as ``reconcile`` does, unless it is already complete (a fresh or emptied Redis)."""
+    if not await reservations.is_loaded():
+        await reconcile(session, reservations, stale_after_seconds=RESERVATION_STALE_AFTER_SECONDS)
 
 
 class StockReport(msgspec.Struct, frozen=True):

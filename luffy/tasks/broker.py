@@ -41,9 +41,10 @@ from taskiq.serializers import JSONSerializer
 from taskiq.utils import maybe_awaitable
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
-from luffy.cache import make_cache_store
+from luffy.cache import make_cache_store, reconnect_once
 from luffy.db import make_sqlalchemy_config
 from luffy.settings import Settings, get_settings
+from luffy.tasks.outage import outage_breaker
 
 QUEUES = ("default", "sms", "seckill")
 STREAM_PREFIX = "luffy:queue:"
@@ -69,6 +70,9 @@ StreamRead = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 class ReclaimingStreamBroker(RedisStreamBroker):
     """taskiq-redis's stream broker, made to redeliver on a quiet queue and to free acknowledged entries.
 
+    While a task of this process waits out a database outage (``luffy.tasks.outage``) the loop
+    reads nothing, so queued work stays in the stream for when the database is back.
+
     taskiq-redis 1.2 runs XAUTOCLAIM only after a read that returned new messages, so a task left
     unacknowledged by a killed worker would wait for unrelated traffic. Here every pass of the read
     loop (at most ``xread_block`` ms apart) claims messages idle for longer than ``idle_timeout``.
@@ -91,6 +95,7 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                 reader = asyncio.current_task()
                 if reader is not None and reader.cancelling():
                     raise asyncio.CancelledError
+                await outage_breaker.wait_for_intake()
                 try:
                     fetched: StreamRead | None = await redis.xreadgroup(  # type: ignore[assignment]
                         self.consumer_group_name,
@@ -279,6 +284,7 @@ class QueueBroker(InMemoryBroker):
                 unacknowledged_batch_size=RECLAIM_BATCH,
                 socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
                 health_check_interval=30,
+                **reconnect_once(),
             )
             # InMemoryBroker declares its own backend type; with Redis, results live in Redis.
             self.result_backend = RedisAsyncResultBackend(  # type: ignore[assignment]
@@ -287,6 +293,7 @@ class QueueBroker(InMemoryBroker):
                 prefix_str=RESULT_PREFIX,
                 serializer=JSONSerializer(),
                 socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+                **reconnect_once(),
             )
         self._resources = AsyncExitStack()
         if self.runs_tasks:
@@ -323,6 +330,7 @@ class QueueBroker(InMemoryBroker):
             cache_store = make_cache_store(settings)
             await self._resources.enter_async_context(cache_store)
             self._resources.push_async_callback(sqlalchemy_config.get_engine().dispose)
+        outage_breaker.budget_seconds = settings.task_outage_seconds
         self.state.settings = settings
         self.state.sqlalchemy_config = sqlalchemy_config
         self.state.cache_store = cache_store

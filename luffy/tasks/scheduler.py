@@ -44,15 +44,20 @@ class PeriodicScheduleSource(ScheduleSource):
 
     async def get_schedules(self) -> list[ScheduledTask]:
         from luffy.tasks.banner import update_banner
+        from luffy.tasks.order import close_expired_orders
 
         return [
             ScheduledTask(
-                task_name=update_banner.task_name,
+                task_name=task.task_name,
                 labels={},
                 args=[],
                 kwargs={},
-                schedule_id="update_banner",
-                interval=self.settings.banner_refresh_seconds,
+                schedule_id=task.task_name,
+                interval=interval,
+            )
+            for task, interval in (
+                (update_banner, self.settings.banner_refresh_seconds),
+                (close_expired_orders, self.settings.order_sweep_seconds),
             )
         ]
 
@@ -107,7 +112,11 @@ async def _lead(settings: Settings, lock: Lock, stop: asyncio.Event) -> int:
     scheduler = make_scheduler(settings)
     await scheduler.startup()
     try:
-        logger.info("scheduler leading: update_banner every %d s", settings.banner_refresh_seconds)
+        logger.info(
+            "scheduler leading: update_banner every %d s, close_expired_orders every %d s",
+            settings.banner_refresh_seconds,
+            settings.order_sweep_seconds,
+        )
         sending = asyncio.create_task(SchedulerLoop(scheduler).run())
         leading = asyncio.create_task(_hold_leadership(lock))
         stopping = asyncio.create_task(stop.wait())

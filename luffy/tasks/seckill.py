@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from redis.exceptions import RedisError
 from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.abc.result_backend import AsyncResultBackend
 from taskiq.state import TaskiqState
@@ -12,6 +13,7 @@ from luffy.cache import make_redis
 from luffy.seckill.services import SeckillGate, abandon_purchase, complete_purchase, make_gate
 from luffy.tasks.broker import seckill_broker
 from luffy.tasks.deps import SessionDep
+from luffy.tasks.outage import waits_out_outages
 
 PURCHASE_TASK = "luffy.seckill.purchase"
 
@@ -42,7 +44,9 @@ def task_gate(context: Annotated[Context, TaskiqDepends()]) -> SeckillGate:
 GateDep = Annotated[SeckillGate, TaskiqDepends(task_gate)]
 
 
-@seckill_broker.task(task_name=PURCHASE_TASK, retry_on_error=True, max_retries=3)
+# Database outages are waited out in place; a Redis failure settling the reservation is retried.
+@seckill_broker.task(task_name=PURCHASE_TASK, retry_on_error=True, max_retries=3, types_of_exceptions=(RedisError,))
+@waits_out_outages
 async def purchase(
     goods_id: int,
     user_id: int,

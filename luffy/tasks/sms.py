@@ -15,6 +15,7 @@ from taskiq.state import TaskiqState
 from luffy.settings import Settings
 from luffy.tasks.broker import sms_broker
 from luffy.tasks.deps import CacheDep, SessionDep, SettingsDep
+from luffy.tasks.outage import waits_out_outages
 from luffy.user.services import SMS_MAX_ATTEMPTS, Enqueue, deliver_code
 from luffy.user.sms_providers import SmsProvider, TransientSmsError, make_sms_provider
 
@@ -49,6 +50,7 @@ for _event in (TaskiqEvents.WORKER_SHUTDOWN, TaskiqEvents.CLIENT_SHUTDOWN):
     max_retries=SMS_MAX_ATTEMPTS,
     types_of_exceptions=(TransientSmsError,),
 )
+@waits_out_outages
 async def send_sms_code(
     mobile: str,
     send_id: str,

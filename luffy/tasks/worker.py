@@ -26,7 +26,7 @@ from taskiq.cli.worker.run import start_listen
 
 from luffy.settings import Settings, get_settings
 
-TASK_MODULES = ("luffy.tasks.banner", "luffy.tasks.sms", "luffy.tasks.seckill")
+TASK_MODULES = ("luffy.tasks.banner", "luffy.tasks.sms", "luffy.tasks.seckill", "luffy.tasks.order")
 SHUTDOWN_GRACE_SECONDS = 5
 LOG_FORMAT = "%(asctime)s %(levelname)-7s [%(processName)s] %(name)s: %(message)s"
 

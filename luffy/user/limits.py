@@ -1,4 +1,5 @@
-"""The SMS abuse limits: per mobile (an interval and a daily quota) and per client IP (hourly).
+"""The SMS abuse limits (per mobile: an interval and a daily quota; per client IP: hourly) and the
+password-login limits (failures per account, per client IP).
 
 Litestar's ``RateLimitMiddleware`` does not fit these rules: it keys on the client only (not on
 the mobile in the request), applies one window per app, and reads then writes its counter
@@ -74,6 +75,20 @@ def client_key(host: str) -> str:
 
 def ip_window(settings: Settings, client_ip: str) -> Window:
     return Window(f"sms_limit:ip:{client_ip}", "ip_hourly", settings.sms_ip_hourly_limit, HOUR_SECONDS)
+
+
+def login_windows(settings: Settings, account: str, client_ip: str) -> list[Window]:
+    """Failed password logins: per account (``account`` is a user id or a hash of an unknown name) and per IP.
+
+    A login attempt is counted before its password is checked (so concurrent guesses cannot slip past
+    the limit) and given back when it succeeds: only failures stay counted.
+    """
+    return [
+        Window(
+            f"login_limit:account:{account}", "login_account", settings.login_max_failures, settings.login_lock_seconds
+        ),
+        Window(f"login_limit:ip:{client_ip}", "login_ip", settings.login_ip_hourly_limit, HOUR_SECONDS),
+    ]
 
 
 class Limiter(Protocol):

@@ -15,6 +15,14 @@ CODE_DOC = msgspec.Meta(
     description="The SMS verification code (digits, `LUFFY_SMS_CODE_LENGTH` long).", examples=["1234"]
 )
 
+PASSWORD_DOC = msgspec.Meta(
+    description="8 to 128 characters, not all digits (registration); any string when logging in.",
+    examples=["luffy-2026"],
+)
+USERNAME_DOC = msgspec.Meta(
+    description="A username, a mobile (`^1[3-9]\\d{9}$`) or an email.", examples=["13800138000"]
+)
+
 MOBILE_EXISTS = 100
 MOBILE_UNKNOWN = 101
 
@@ -26,6 +34,21 @@ class MobileBody(msgspec.Struct):
 class LoginBody(msgspec.Struct):
     mobile: Annotated[str, MOBILE_DOC]
     code: Annotated[str, CODE_DOC]
+
+
+class RegisterBody(msgspec.Struct):
+    mobile: Annotated[str, MOBILE_DOC]
+    code: Annotated[str, CODE_DOC]
+    password: Annotated[str, PASSWORD_DOC]
+
+
+class PasswordLoginBody(msgspec.Struct):
+    username: Annotated[str, USERNAME_DOC]
+    password: Annotated[str, PASSWORD_DOC]
+
+
+class Registered(Envelope, kw_only=True):
+    msg: str = "注册成功"
 
 
 class MobileCheck(Envelope, kw_only=True):
@@ -47,6 +70,7 @@ class Me(Envelope, kw_only=True):
     id: int
     username: str
     mobile: str
+    email: str
     icon: str | None
 
 

@@ -1,8 +1,10 @@
-"""The rules of SMS codes, mobile login and users, shared by the API, the send task and the CLI."""
+"""The rules of SMS codes, mobile and password login, registration and users, shared by the API,
+the send task and the CLI."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import re
 import secrets
@@ -17,17 +19,28 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from litestar.stores.base import Store
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from luffy.db import utcnow
-from luffy.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests, Unavailable
+from luffy.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyRequests, Unavailable
 from luffy.settings import Settings
 from luffy.user.codes import CodeStore, RedisCodeStore, StoreCodeStore, Verdict, code_for_send
-from luffy.user.limits import Limiter, LimitExceeded, RedisLimiter, StoreLimiter, Window, ip_window, sms_windows
-from luffy.user.models import SmsLog, User
+from luffy.user.limits import (
+    Limiter,
+    LimitExceeded,
+    RedisLimiter,
+    StoreLimiter,
+    Window,
+    ip_window,
+    login_windows,
+    sms_windows,
+)
+from luffy.user.models import SmsLog, User, account_enabled
+from luffy.user.passwords import hash_password, unusable_password, verify_password
+from luffy.user.revocation import REVOKED_MSG, restore_user, revoke_user
 from luffy.user.sms_providers import PermanentSmsError, SmsProvider, TransientSmsError, mask_code, render_message
 
 logger = logging.getLogger("luffy.sms")
@@ -36,10 +49,14 @@ logger = logging.getLogger("luffy.sms")
 MOBILE_RE = re.compile(r"1[3-9][0-9]{9}")
 SMS_MAX_ATTEMPTS = 3
 CACHE_DOWN_MSG = "短信服务暂不可用，请稍后再试"
+LOGIN_DOWN_MSG = "登录服务暂不可用，请稍后再试"
+LOGIN_FAILED_MSG = "用户名或密码错误"
 LIMIT_MESSAGES = {
     "mobile_interval": "验证码发送过于频繁，请{seconds}秒后再试",
     "mobile_daily": "该手机号今日获取验证码的次数已达上限",
     "ip_hourly": "请求过于频繁，请稍后再试",
+    "login_account": "登录失败次数过多，请{seconds}秒后再试",
+    "login_ip": "请求过于频繁，请稍后再试",
 }
 
 # ``enqueue(mobile, send_id)``: hand the delivery of a kept code to the send task.
@@ -67,13 +84,13 @@ def new_code(length: int) -> str:
 
 
 @contextmanager
-def cache_required() -> Iterator[None]:
+def cache_required(message: str = CACHE_DOWN_MSG) -> Iterator[None]:
     """Codes and limits cannot be kept without the cache: say so with a 503, never a 500."""
     try:
         yield
     except (RedisError, OSError) as exc:
-        logger.warning("SMS cache unreachable: %s", type(exc).__name__)
-        raise Unavailable(CACHE_DOWN_MSG) from exc
+        logger.warning("cache unreachable: %s", type(exc).__name__)
+        raise Unavailable(message) from exc
 
 
 def _too_many(exc: LimitExceeded) -> TooManyRequests:
@@ -137,14 +154,43 @@ class SmsCodeService:
             raise InvalidInput("验证码不存在或已过期，请重新获取")
 
 
+def make_limiter(redis: Redis | None, store: Store) -> Limiter:
+    return RedisLimiter(redis) if redis is not None else StoreLimiter(store)
+
+
 def make_sms_code_service(settings: Settings, redis: Redis | None, store: Store, enqueue: Enqueue) -> SmsCodeService:
     """``enqueue`` hands a send to the ``sms`` queue; the app wires it in (domains never import the tasks)."""
-    if redis is not None:
-        return SmsCodeService(settings, RedisCodeStore(redis), RedisLimiter(redis), enqueue)
-    return SmsCodeService(settings, StoreCodeStore(store), StoreLimiter(store), enqueue)
+    codes = RedisCodeStore(redis) if redis is not None else StoreCodeStore(store)
+    return SmsCodeService(settings, codes, make_limiter(redis, store), enqueue)
 
 
 # --- users ---------------------------------------------------------------------------------------
+
+
+def user_insert(session: AsyncSession) -> Any:
+    """``INSERT INTO luffy_user`` in the session's dialect, which has ``ON CONFLICT`` on both databases."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(User)
+
+
+def new_user_row(
+    *, username: str, mobile: str, now: datetime.datetime, password: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """Every column of a new ``luffy_user`` row, as Django's ``create_user`` would fill them."""
+    return {
+        "username": username,
+        "mobile": mobile,
+        "password": password or unusable_password(),
+        "is_active": True,
+        "is_staff": False,
+        "is_superuser": False,
+        "first_name": "",
+        "last_name": "",
+        "email": "",
+        "icon": "",
+        "date_joined": now,
+        **fields,
+    }
 
 
 class UserRepository(SQLAlchemyAsyncRepository[User]):
@@ -155,21 +201,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     repository_type = UserRepository
 
     def _insert(self) -> Any:
-        dialect = self.repository.session.get_bind().dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(User)
+        return user_insert(self.repository.session)
 
     @staticmethod
     def _new_user(mobile: str, now: datetime.datetime) -> dict[str, Any]:
-        return {
-            "username": mobile,
-            "mobile": mobile,
-            "is_active": True,
-            "orders": 0,
-            "is_show": True,
-            "is_delete": False,
-            "created_time": now,
-            "updated_time": now,
-        }
+        return new_user_row(username=mobile, mobile=mobile, now=now)
 
     async def mobile_exists(self, mobile: str) -> bool:
         return await self.repository.exists(mobile=mobile)
@@ -185,8 +221,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             insert.values(**self._new_user(mobile, now), last_login=now)
             .on_conflict_do_update(
                 index_elements=[User.mobile],
-                set_={"last_login": now, "updated_time": now},
-                where=User.is_active.is_(True) & User.is_delete.is_(False),
+                set_={"last_login": now},
+                where=account_enabled(),
             )
             .returning(User.id, User.username, User.icon)
         )
@@ -199,11 +235,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         return row.id, row.username, row.icon
 
     async def active_user(self, user_id: int) -> User:
-        user = await self.repository.get_one_or_none(
-            User.id == user_id, User.is_active.is_(True), User.is_delete.is_(False)
-        )
+        user = await self.repository.get_one_or_none(User.id == user_id, account_enabled())
         if user is None:
-            raise NotAuthenticated("用户不存在或已停用")
+            raise NotAuthenticated(REVOKED_MSG)
         return user
 
     async def ensure_users(self, mobiles: Sequence[str], chunk: int = 500) -> dict[str, tuple[int, str]]:
@@ -221,6 +255,182 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             )
             found.update({row.mobile: (row.id, row.username) for row in result})
         return found
+
+
+# --- accounts: passwords, registration, password login, operators' changes ------------------------
+
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+# Django's UnicodeUsernameValidator: letters, digits and @.+-_ (Unicode letters included), up to 150.
+USERNAME_RE = re.compile(r"[\w.@+-]{1,150}")
+EMAIL_RE = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
+EMAIL_MAX = 254
+
+
+def check_password_rules(password: str) -> str:
+    """The contract's password rules; each refusal names the rule."""
+    if len(password) < PASSWORD_MIN:
+        raise InvalidInput(f"密码不能少于{PASSWORD_MIN}个字符", field="password")
+    if len(password) > PASSWORD_MAX:
+        raise InvalidInput(f"密码不能超过{PASSWORD_MAX}个字符", field="password")
+    if password.isdigit():
+        raise InvalidInput("密码不能全是数字", field="password")
+    if "\x00" in password:
+        raise InvalidInput("密码不能包含空字符", field="password")
+    return password
+
+
+def _account_key(user_id: int | None, identifier: str) -> str:
+    """The lockout counter of a known user (by id: username, mobile and email share it), else of the name tried."""
+    if user_id is not None:
+        return f"user:{user_id}"
+    return "name:" + hashlib.sha256(identifier.lower().encode()).hexdigest()[:32]
+
+
+def _could_exist(identifier: str) -> bool:
+    return 0 < len(identifier) <= EMAIL_MAX and "\x00" not in identifier
+
+
+class PasswordLogin:
+    """Password login with the per-account lockout and the per-IP limit (one per app: it holds the limiter)."""
+
+    def __init__(self, settings: Settings, limiter: Limiter) -> None:
+        self.settings = settings
+        self.limiter = limiter
+
+    async def _find(self, session: AsyncSession, identifier: str) -> Any:
+        """The user ``identifier`` names: by username, else mobile, else email (case-insensitive); or None."""
+        if not _could_exist(identifier):
+            return None
+        matches = [User.username == identifier]
+        if MOBILE_RE.fullmatch(identifier):
+            matches.append(User.mobile == identifier)
+        if "@" in identifier:
+            matches.append(func.lower(User.email) == identifier.lower())
+        precedence = case((User.username == identifier, 0), (User.mobile == identifier, 1), else_=2)
+        statement = (
+            select(User.id, User.username, User.password, User.is_active, User.icon)
+            .where(or_(*matches))
+            .order_by(precedence, User.id)
+            .limit(1)
+        )
+        return (await session.execute(statement)).one_or_none()
+
+    async def _count_attempt(self, windows: list[Window]) -> None:
+        with cache_required(LOGIN_DOWN_MSG):
+            try:
+                await self.limiter.acquire(windows)
+            except LimitExceeded as exc:
+                raise _too_many(exc) from None
+
+    async def log_in(
+        self, session: AsyncSession, identifier: str, password: str, client_ip: str
+    ) -> tuple[int, str, str]:
+        """``(id, username, icon)`` of the user whose password this is; a 400 that says nothing more otherwise.
+
+        The session's connection goes back to the pool while the password is hashed.
+        """
+        user = await self._find(session, identifier)
+        await session.commit()
+        windows = login_windows(self.settings, _account_key(user.id if user else None, identifier), client_ip)
+        await self._count_attempt(windows)
+        checked = await verify_password(password, user.password if user else None)
+        if user is None or not user.is_active or not checked.ok:
+            raise InvalidInput(LOGIN_FAILED_MSG)
+        with cache_required(LOGIN_DOWN_MSG):
+            await self.limiter.release(windows)
+        changes: dict[str, Any] = {"last_login": utcnow()}
+        if checked.upgrade:
+            changes["password"] = await hash_password(password)
+        await session.execute(update(User).where(User.id == user.id).values(**changes))
+        return user.id, user.username, user.icon
+
+
+def make_password_login(settings: Settings, redis: Redis | None, store: Store) -> PasswordLogin:
+    return PasswordLogin(settings, make_limiter(redis, store))
+
+
+async def _insert_user(session: AsyncSession, row: dict[str, Any]) -> int:
+    """Insert a user; a taken mobile, username (or a race for them) is a refusal naming which, never a 500."""
+    statement = user_insert(session).values(**row).on_conflict_do_nothing().returning(User.id)
+    user_id = (await session.execute(statement)).scalar_one_or_none()
+    if user_id is not None:
+        return user_id
+    if await session.scalar(select(User.id).where(User.mobile == row["mobile"])) is not None:
+        raise InvalidInput("该手机号已注册", field="mobile")
+    raise Conflict("该用户名已被占用", field="username")
+
+
+async def register(session: AsyncSession, sms: SmsCodeService, mobile: str, code: str, password: str) -> int:
+    """A new user with ``mobile`` as username, once the SMS code proves the mobile is theirs; returns the id."""
+    check_password_rules(password)
+    await sms.check_code(mobile, code)
+    if await session.scalar(select(User.id).where(User.mobile == mobile)) is not None:
+        raise InvalidInput("该手机号已注册", field="mobile")
+    await session.commit()
+    encoded = await hash_password(password)
+    return await _insert_user(session, new_user_row(username=mobile, mobile=mobile, now=utcnow(), password=encoded))
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    mobile: str,
+    password: str,
+    email: str = "",
+    is_staff: bool = False,
+    is_superuser: bool = False,
+) -> int:
+    """An operator's new user (``luffy user create``); returns the id."""
+    if not USERNAME_RE.fullmatch(username):
+        raise InvalidInput("用户名只能包含字母、数字和 @.+-_，最多150个字符", field="username")
+    if not MOBILE_RE.fullmatch(mobile):
+        raise InvalidInput("手机号格式不正确", field="mobile")
+    if email and (len(email) > EMAIL_MAX or not EMAIL_RE.fullmatch(email)):
+        raise InvalidInput("邮箱格式不正确", field="email")
+    check_password_rules(password)
+    encoded = await hash_password(password)
+    row = new_user_row(
+        username=username,
+        mobile=mobile,
+        now=utcnow(),
+        password=encoded,
+        email=email,
+        is_staff=is_staff or is_superuser,
+        is_superuser=is_superuser,
+    )
+    return await _insert_user(session, row)
+
+
+async def user_id_by_username(session: AsyncSession, username: str) -> int:
+    user_id = await session.scalar(select(User.id).where(User.username == username)) if _could_exist(username) else None
+    if user_id is None:
+        raise NotFound(f"没有用户名为 {username} 的用户", field="username")
+    return user_id
+
+
+async def set_password(session: AsyncSession, user_id: int, password: str) -> None:
+    encoded = await hash_password(check_password_rules(password))
+    if await session.scalar(update(User).where(User.id == user_id).values(password=encoded).returning(User.id)) is None:
+        raise NotFound("用户不存在", field="user_id")
+
+
+async def list_users(session: AsyncSession, limit: int) -> Sequence[User]:
+    return (await session.scalars(select(User).order_by(User.id).limit(limit))).all()
+
+
+async def set_user_active(session: AsyncSession, user_id: int, active: bool) -> None:
+    """Enable or disable a user: the one place this changes, so every consequence can hang on it.
+
+    Commits, then updates the revocation list, so the user's tokens stop (or start) working at
+    once on every API process, flash-sale admission included.
+    """
+    change = update(User).where(User.id == user_id).values(is_active=active)
+    if (await session.execute(change.returning(User.id))).first() is None:
+        raise NotFound("用户不存在", field="user_id")
+    enabled = await session.scalar(select(User.id).where(User.id == user_id, account_enabled())) is not None
+    await session.commit()
+    await (restore_user(user_id) if enabled else revoke_user(user_id))
 
 
 # --- the SMS log and the send task ----------------------------------------------------------------

@@ -91,15 +91,25 @@ async def post_all(
 
 
 async def poll_all(
-    base_url: str, tasks: list[tuple[str, str]], *, within_seconds: float, in_flight: int = 64
+    base_url: str,
+    tasks: list[tuple[str, str]],
+    *,
+    within_seconds: float,
+    in_flight: int = 64,
+    retry_unavailable: bool = False,
 ) -> list[dict[str, object]]:
-    """The final answer (not 103) of every ``(token, task_id)``, polled in rounds."""
+    """The final answer (not 103) of every ``(token, task_id)``, polled in rounds.
+
+    With ``retry_unavailable`` a 503 is polled again, as a client honouring ``Retry-After`` would.
+    """
     answers: dict[str, dict[str, object]] = {}
     async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=in_flight)) as client:
 
         async def one(token: str, task_id: str) -> None:
             headers = {"Authorization": f"Bearer {token}"}
             async with client.get(URL, params={"task_id": task_id}, headers=headers) as response:
+                if retry_unavailable and response.status == 503:
+                    return
                 assert response.status == 200, await response.text()
                 reply = await response.json()
             if reply["code"] != 103:

@@ -1,0 +1,1 @@
+"""Course orders and their payment (Alipay, or the offline simulator)."""

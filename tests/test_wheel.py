@@ -3,9 +3,9 @@ from an empty directory, with no checkout in sight.
 
 The environment gets the wheel's own dependencies at the locked versions, nothing else (no dev
 tools, no checkout on ``sys.path``), so a dependency the wheel uses but does not declare shows here. Their
-wheels are downloaded once through pip (so from whatever index pip is set up with) into pytest's
-cache directory, and downloaded again only when ``requirements.lock`` or ``pyproject.toml`` change;
-uv then installs them offline in a second or two.
+wheels are fetched (or, for an sdist-only release such as python-alipay-sdk, built) by pip, so from
+whatever index pip is set up with, into pytest's cache directory, again only when
+``requirements.lock`` or ``pyproject.toml`` change; uv then installs them offline in a second or two.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def _wheelhouse(config: pytest.Config, wheel: Path) -> Path:
     digest = hashlib.sha256(LOCK.read_bytes() + (CHECKOUT / "pyproject.toml").read_bytes()).hexdigest()
     if not stamp.is_file() or stamp.read_text() != digest:
         _run(
-            sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary", ":all:",
-            "-c", LOCK, "-d", wheelhouse, wheel,
+            sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
+            "-c", LOCK, "-w", wheelhouse, wheel,
         )  # fmt: skip
         (wheelhouse / wheel.name).unlink()
         stamp.write_text(digest)

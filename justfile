@@ -2,13 +2,47 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Install Luffy and its development tools (editable, so code changes apply at once)
+# How requirements.lock is made: every dependency, runtime and dev, for Python 3.11+ on any platform.
+# uv resolves against PyPI (it does not read pip's config) and writes no index URL into the lock.
+compile := "uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --custom-compile-command 'just lock' --quiet"
+
+# Install exactly the locked versions, then Luffy itself (editable, so code changes apply at once)
 setup:
-    python -m pip install -q -e '.[dev]'
+    python -m pip install -q -r requirements.lock
+    python -m pip install -q --no-deps --no-build-isolation -e .
+
+# Re-resolve requirements.lock after a change to pyproject.toml (pins that still fit are kept)
+lock:
+    {{ compile }} -o requirements.lock
+
+# Move every locked dependency to the newest release pyproject.toml allows, install it and run the checks
+upgrade:
+    {{ compile }} --upgrade -o requirements.lock
+    just setup
+    just lint
+    just test
+
+# Fail when requirements.lock and pyproject.toml disagree: re-resolving with the lock's own pins as
+# preferences reproduces the lock byte for byte unless pyproject.toml changed (then: just lock)
+lock-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    fresh=$(mktemp)
+    trap 'rm -f "$fresh"' EXIT
+    cp requirements.lock "$fresh"
+    {{ compile }} -o "$fresh"
+    if ! diff -u requirements.lock "$fresh"; then
+        echo "requirements.lock does not match pyproject.toml: run \`just lock\` and commit the lock" >&2
+        exit 1
+    fi
 
 # Migrate, seed and serve the API on the embedded default (SQLite, in-process tasks)
 run: migrate seed
     luffy serve
+
+# Build the wheel operators install (migrations and seed data inside) into dist/
+wheel:
+    python -m pip wheel -q --no-deps --no-build-isolation -w dist .
 
 # Run the whole test suite against real PostgreSQL, Redis and chromium (installed and started if missing)
 test *ARGS: services
@@ -33,8 +67,9 @@ services:
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 
-# Lint, check formatting and type-check luffy/ (mypy, configured in pyproject.toml)
-lint:
+# Lint, check formatting, type-check luffy/ (mypy, configured in pyproject.toml), and check the lock
+# matches pyproject.toml
+lint: lock-check
     ruff check .
     ruff format --check .
     mypy

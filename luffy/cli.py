@@ -86,7 +86,18 @@ def db_revision(
     message: Annotated[str, typer.Option("-m", "--message", help="What the revision changes.")],
     autogenerate: Annotated[bool, typer.Option(help="Diff the models against the database.")] = False,
 ) -> None:
-    """Create a new migration script in db/versions."""
+    """Create a new migration script in the checkout's db/versions."""
+    from luffy.paths import BUNDLED_DIR, checkout_dir
+
+    if checkout_dir() is None:
+        err_console.print(
+            "[red]error:[/red] `luffy db revision` writes a new migration into a source checkout's db/versions, "
+            f"and this luffy is an installed wheel (its migrations, read-only, are in {BUNDLED_DIR / 'db'}). "
+            "Run it from a clone of the repository with `pip install -e .`, commit the migration, build a new wheel.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     _alembic().revision(message=message, autogenerate=autogenerate)
 
 

@@ -35,9 +35,10 @@ from sqlalchemy import Boolean, Integer, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from luffy.paths import resource_dir
 from luffy.settings import Settings, create_private
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "db"
+MIGRATIONS_DIR = resource_dir("db")
 VERSION_TABLE = "luffy_alembic_version"
 # A database that does not answer a connection attempt within this is treated as down (asyncpg's own default is 60 s).
 CONNECT_TIMEOUT_SECONDS = 5

@@ -3,6 +3,10 @@
 - The JSON body of a request is decoded in C by msgspec, which gives up on deep nesting with a
   ``RecursionError``: that is a client's mistake (or an attack) and answers 400, never a 500 with
   a traceback in the log.
+- A body that is not UTF-8 is told apart from malformed JSON by exception type, not by msgspec's
+  wording (before 0.23 it raised ``UnicodeDecodeError`` itself; since, a ``DecodeError`` whose text
+  says so): once decoding fails, Python's own codec checks the body, and its ``UnicodeDecodeError``
+  reaches ``responses.undecodable_body_handler``.
 - Every response says ``X-Content-Type-Options: nosniff`` (a browser never guesses a JSON or media
   reply into HTML), and ``Strict-Transport-Security`` when the API is served over https.
 """
@@ -13,7 +17,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
-from litestar.exceptions import ClientException
+from litestar.exceptions import ClientException, SerializationException
 from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
 from luffy.settings import Settings
@@ -30,6 +34,9 @@ class LuffyRequest(Request[Any, Any, Any]):
             return await super().json()
         except RecursionError:
             raise ClientException(detail="请求体嵌套过深") from None
+        except SerializationException:
+            (await self.body()).decode("utf-8")
+            raise
 
 
 def security_headers(settings: Settings) -> BeforeMessageSendHookHandler:

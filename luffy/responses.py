@@ -162,7 +162,7 @@ def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Res
 
 
 def undecodable_body_handler(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[ErrorReply]:
-    """A request body that is not UTF-8: Litestar's JSON decoding lets this escape as a 500."""
+    """A request body that is not UTF-8 (see ``luffy.http.LuffyRequest``): 400, never a 500."""
     return Response(
         ErrorReply(code=CLIENT_ERROR, msg="请求体不是有效的 UTF-8 JSON"),
         status_code=400,

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.models import metadata
+from luffy.paths import resource_dir
 
-SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+SEEDS_DIR = resource_dir("seeds")
 SEED_FILES = ("catalogue.json", "home.json", "seckill.json")
 # Demo rows live at and above this id in every table, so they never collide with real rows
 # and a new ``--demo`` run can replace them wholesale.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
 from litestar import Litestar, get, post
-from litestar.testing import AsyncTestClient
+from litestar.testing import AsyncTestClient, TestClient
 
 from luffy.app import create_app
+from luffy.http import LuffyRequest
+from luffy.responses import exception_handlers
 from luffy.settings import Settings
 
 
@@ -137,3 +140,31 @@ async def test_framework_errors_speak_the_contract_not_litestar(settings: Settin
     assert truncated.json()["msg"] == "请求参数错误"
     assert unauthorised.status_code == 401
     assert unauthorised.json() == {"code": 999, "msg": "未登录或登录已过期"}
+
+
+class _Probe(msgspec.Struct):
+    mobile: str
+
+
+def test_error_details_name_the_field_in_the_wording_litestar_and_msgspec_use_today() -> None:
+    """``responses._field_and_message`` is the one place that reads library text: Litestar names no key for a
+    missing query parameter, msgspec none for a missing body field. An upgrade that rewords them fails here."""
+
+    @get("/probe-required", sync_to_thread=False)
+    def probe_required(course: int) -> dict[str, int]:
+        return {"course": course}
+
+    @post("/probe-struct", sync_to_thread=False)
+    def probe_struct(data: _Probe) -> dict[str, str]:
+        return {"mobile": data.mobile}
+
+    app = Litestar([probe_required, probe_struct], exception_handlers=exception_handlers, request_class=LuffyRequest)
+    with TestClient(app=app) as client:
+        missing_parameter = client.get("/probe-required").json()
+        missing_field = client.post("/probe-struct", json={}).json()
+        not_utf8 = client.post(
+            "/probe-struct", content=b'{"mobile":"\xff"}', headers={"Content-Type": "application/json"}
+        )
+    assert missing_parameter["errors"] == [{"field": "course", "message": "Missing required query parameter 'course'"}]
+    assert missing_field["errors"] == [{"field": "mobile", "message": "Object missing required field `mobile`"}]
+    assert not_utf8.json() == {"code": 999, "msg": "请求体不是有效的 UTF-8 JSON"}

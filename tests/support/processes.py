@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+
+# This checkout's luffy, as the test process imports it; tests/test_wheel.py passes an installed wheel's instead.
+THIS_LUFFY = (sys.executable, "-m", "luffy")
 
 
 def luffy_env(values: Mapping[str, str]) -> dict[str, str]:
@@ -20,10 +23,17 @@ def luffy_env(values: Mapping[str, str]) -> dict[str, str]:
     return env | {"COLUMNS": "200", **values}
 
 
-def run_luffy(env: Mapping[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_luffy(
+    env: Mapping[str, str],
+    *args: str,
+    timeout: float = 60,
+    luffy: Sequence[str] = THIS_LUFFY,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "luffy", *args],
+        [*luffy, *args],
         env=luffy_env(env),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -34,13 +44,22 @@ def run_luffy(env: Mapping[str, str], *args: str, timeout: float = 60) -> subpro
 class LuffyProcess:
     """A long-running ``luffy`` command in its own process group, its output in a log file."""
 
-    def __init__(self, env: Mapping[str, str], args: tuple[str, ...], log_path: Path) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        args: tuple[str, ...],
+        log_path: Path,
+        *,
+        luffy: Sequence[str] = THIS_LUFFY,
+        cwd: Path | None = None,
+    ) -> None:
         self.args = args
         self.log_path = log_path
         with log_path.open("wb") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "luffy", *args],
+                [*luffy, *args],
                 env=luffy_env(env),
+                cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

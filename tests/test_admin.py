@@ -288,6 +288,7 @@ async def test_flash_sale_stock_cannot_go_below_the_units_reserved_in_redis(
         async with session_scope(config) as session:
             assert await session.scalar(select(SeckillGoods.stock).where(SeckillGoods.id == goods_id)) == 4
     finally:
+        await redis.flushdb()
         await redis.aclose()
         await config.get_engine().dispose()
 

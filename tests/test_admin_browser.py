@@ -19,6 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from luffy.cache import make_redis
 from luffy.settings import load_settings
 from tests.conftest import truncate_all
 from tests.support.admin_support import PLAIN, STAFF, make_users
@@ -60,7 +61,13 @@ def server(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[
 
     async def prepare() -> None:
         await truncate_all(postgres_url)
-        await make_users(load_settings(env))
+        settings = load_settings(env)
+        redis = make_redis(settings)
+        try:
+            await redis.flushdb()  # the session's Redis: no earlier test's flash sale may linger
+        finally:
+            await redis.aclose()
+        await make_users(settings)
 
     # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
     with ThreadPoolExecutor(1) as pool:

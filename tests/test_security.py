@@ -13,9 +13,7 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import stat
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -42,7 +40,7 @@ from luffy.user.models import SmsLog
 from luffy.user.services import deliver_code
 from luffy.user.sms_providers import ConsoleSmsProvider
 from tests.conftest import TEST_SECRET, truncate_all
-from tests.support.processes import LuffyProcess, run_luffy, wait_until
+from tests.support.processes import LuffyProcess, healthy, run_luffy, wait_until
 from tests.support.services import free_port
 from tests.support.user_helpers import delivered_code
 
@@ -460,21 +458,10 @@ def serving(env: dict[str, str], log: Path, *, host: str = "127.0.0.1", server: 
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     process = LuffyProcess(env, ("serve", "--host", host, "--port", str(port), "--server", server), log)
     try:
-        wait_until(lambda: _healthy(base), timeout=30, what=f"luffy serve on {base}")
+        wait_until(lambda: healthy(base), timeout=30, what=f"luffy serve on {base}")
         yield base
     finally:
-        process.send(signal.SIGTERM)
-        try:
-            process.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill_all()
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+        process.stop()
 
 
 def _check_statuses(base: str, forwarded: list[str | None]) -> list[int]:

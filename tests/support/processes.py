@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 # This checkout's luffy, as the test process imports it; tests/test_wheel.py passes an installed wheel's instead.
@@ -81,6 +82,28 @@ class LuffyProcess:
     def send(self, signum: int) -> None:
         os.kill(self.popen.pid, signum)
 
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, as a supervisor stops it; the whole tree is killed if it has not exited within ``timeout``."""
+        self.send(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+
+    def wait_for_api(self, base_url: str, timeout: float = 30) -> None:
+        """Until ``/health`` answers at all (a 503 too: some tests start it with a server down); fails if it exits."""
+
+        def answers() -> bool:
+            if self.popen.poll() is not None:
+                pytest.fail(f"the API exited at start:\n{self.log}")
+            try:
+                httpx.get(base_url + "/health", timeout=1.0)
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_until(answers, timeout=timeout, what="the API to answer")
+
     def kill_all(self) -> None:
         """SIGKILL the whole process tree, as a crash or an OOM kill would."""
         if self.popen.poll() is None:
@@ -100,3 +123,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20, what: str = "
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def healthy(base_url: str) -> bool:
+    """``/health`` answers 200: the server is up and its database and Redis are reachable."""
+    try:
+        return httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

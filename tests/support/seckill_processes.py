@@ -7,11 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import aiohttp
-import httpx
-import pytest
 
 from tests.conftest import TEST_SECRET
-from tests.support.processes import LuffyProcess, wait_until
+from tests.support.processes import LuffyProcess
 from tests.support.services import free_port
 
 URL = "/api/v1/user/sckill/"
@@ -51,17 +49,7 @@ class Stack:
         port = free_port()
         process = self._start("api", "serve", "--port", str(port), **env_overrides)
         base_url = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            if process.popen.poll() is not None:
-                pytest.fail(f"the API exited at start:\n{process.log}")
-            try:
-                httpx.get(base_url + "/health", timeout=1.0)
-            except httpx.TransportError:
-                return False
-            return True
-
-        wait_until(answers, timeout=STARTUP_SECONDS, what="the API to answer")
+        process.wait_for_api(base_url, timeout=STARTUP_SECONDS)
         return base_url
 
     def start_worker(self) -> LuffyProcess:

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import TEST_SECRET
+
 # This checkout's luffy, as the test process imports it; tests/test_wheel.py passes an installed wheel's instead.
 THIS_LUFFY = (sys.executable, "-m", "luffy")
 
@@ -40,6 +42,21 @@ def run_luffy(
         timeout=timeout,
         check=False,
     )
+
+
+def operator_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    """What the CLI tests' operator has set: the database, a data directory, a secret and the console SMS."""
+    return {
+        "LUFFY_DATA_DIR": str(data_dir),
+        "LUFFY_DATABASE_URL": database_url,
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
+    }
+
+
+def run_operator(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``luffy ARGS`` as an operator runs it, in a terminal wide enough that rich's tables do not wrap."""
+    return run_luffy(operator_env(database_url, data_dir) | {"COLUMNS": "250"}, *args, timeout=120)
 
 
 class LuffyProcess:

@@ -7,7 +7,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import aiohttp
+import msgspec
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from redis.asyncio import Redis
 
+from luffy.seckill.reservations import RedisGoods, RedisReservations
+from luffy.settings import Settings
+from luffy.user.auth import issue_token, make_jwt_auth
 from tests.conftest import TEST_SECRET
 from tests.support.processes import LuffyProcess
 from tests.support.services import free_port
@@ -62,6 +68,22 @@ class Stack:
 
     def logs(self, name: str) -> str:
         return "\n".join(path.read_text(errors="replace") for path in sorted(self.log_dir.glob(f"{name}-*.log")))
+
+
+class SaleStack(msgspec.Struct):
+    """A production stack and this test process's own view of its settings, database and Redis."""
+
+    stack: Stack
+    settings: Settings
+    config: SQLAlchemyAsyncConfig
+    redis: Redis
+
+    def tokens(self, user_ids: list[int]) -> list[str]:
+        jwt_auth = make_jwt_auth(self.settings)
+        return [issue_token(jwt_auth, user_id, str(user_id)) for user_id in user_ids]
+
+    async def in_redis(self, goods_id: int) -> RedisGoods:
+        return (await RedisReservations(self.redis, owner_ttl_seconds=60).state([goods_id]))[goods_id]
 
 
 async def post_all(

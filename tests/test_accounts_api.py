@@ -19,6 +19,7 @@ from luffy.user.models import User
 from luffy.user.passwords import make_password, verify_password
 from luffy.user.services import create_user
 from tests import test_user_api
+from tests.support.user_helpers import me_after_login
 from tests.test_user_api import SEND, SettingsFactory, closed_port_url, count_rows, run_sql, running, sms_code
 
 # The SMS tests' fixtures: both caches (embedded, Redis), and both databases or SQLite only.
@@ -66,16 +67,7 @@ async def test_register_then_log_in_by_username_mobile_and_email_then_me(sms_set
 
         for name in (MOBILE, "luffy@example.com", "LUFFY@example.COM"):
             login = await client.post("/api/v1/user/login", json={"username": name, "password": PASSWORD})
-            assert login.status_code == 200, (name, login.text)
-            body = login.json()
-            assert {key: body[key] for key in ("code", "msg", "username", "icon")} == {
-                "code": 100,
-                "msg": "登录成功",
-                "username": MOBILE,
-                "icon": None,
-            }
-            me = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
-            assert me.status_code == 200
+            me = await me_after_login(client, login, MOBILE)
             assert {key: me.json()[key] for key in ("username", "mobile", "email")} == {
                 "username": MOBILE,
                 "mobile": MOBILE,

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from litestar import Litestar
 from redis.asyncio import Redis
 from sqlalchemy import delete, update
 
@@ -23,27 +22,18 @@ from luffy.errors import NotFound
 from luffy.seckill.reservations import RedisReservations
 from luffy.seckill.services import publish_goods
 from luffy.settings import Settings
-from luffy.user.auth import issue_token
 from luffy.user.models import User
 from luffy.user.revocation import REVOKED_KEY, RedisRevocations, rebuild_now
 from luffy.user.services import set_user_active
 from tests.support.front_end import GET_RESULT, SCKILL, SECKILL, same_origin
-from tests.support.seckill_support import HAT, create_goods, create_users, running, sale_state
+from tests.support.seckill_support import HAT, AppClient, create_goods, create_users, running, sale_state
 
 ME = "/api/v1/user/me/"
 TASK_ID = "0" * 32
 
 
-class Api:
+class Api(AppClient):
     """A running app (embedded, or production on Redis without workers) and a client on the test's loop."""
-
-    def __init__(self, app: Litestar, client: httpx.AsyncClient) -> None:
-        self.app = app
-        self.client = client
-        self.config = app.state.sqlalchemy_config
-
-    def token(self, user_id: int) -> str:
-        return issue_token(self.app.state.jwt_auth, user_id, str(user_id))
 
     def bearer(self, user_id: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user_id)}"}

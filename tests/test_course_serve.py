@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET, truncate_all
-from tests.support.processes import LuffyProcess, run_luffy, wait_until
+from tests.support.processes import LuffyProcess, healthy, run_luffy, wait_until
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.slow
@@ -45,22 +43,10 @@ def served(seeded_postgres_env: dict[str, str], tmp_path: Path, request: pytest.
         tmp_path / "serve.log",
     )
     try:
-        wait_until(lambda: _healthy(base), timeout=30, what=f"luffy serve --server {request.param}")
+        wait_until(lambda: healthy(base), timeout=30, what=f"luffy serve --server {request.param}")
         yield base
     finally:
-        process.send(signal.SIGTERM)
-        if process.popen.poll() is None:
-            try:
-                process.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill_all()
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+        process.stop()
 
 
 @pytest.mark.parametrize("served", ["granian", "uvicorn"], indirect=True)

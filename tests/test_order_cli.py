@@ -4,39 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import subprocess
 from decimal import Decimal
 from pathlib import Path
 
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.order.models import Order, OrderDetail
 from luffy.settings import load_settings
-from tests.conftest import TEST_SECRET
 from tests.support.order_support import create_courses
-from tests.support.processes import run_luffy
+from tests.support.processes import operator_env, run_operator
 from tests.support.seckill_support import create_users
-
-
-def luffy(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "LUFFY_DATA_DIR": str(data_dir),
-        "LUFFY_DATABASE_URL": database_url,
-        "LUFFY_SECRET_KEY": TEST_SECRET,
-        "LUFFY_SMS_PROVIDER": "console",
-    }
-    return run_luffy(env | {"COLUMNS": "250"}, *args, timeout=120)
 
 
 async def _orders(database_url: str, data_dir: Path) -> list[int]:
     """Two buyers: the first has a paid order (two courses) and a timed-out one; the second an unpaid one."""
-    settings = load_settings(
-        {
-            "LUFFY_DATA_DIR": str(data_dir),
-            "LUFFY_DATABASE_URL": database_url,
-            "LUFFY_SECRET_KEY": TEST_SECRET,
-            "LUFFY_SMS_PROVIDER": "console",
-        }
-    )
+    settings = load_settings(operator_env(database_url, data_dir))
     config = make_sqlalchemy_config(settings)
     try:
         users = await create_users(config, 2)
@@ -73,38 +54,38 @@ async def _orders(database_url: str, data_dir: Path) -> list[int]:
 
 def test_list_shows_orders_newest_first_and_filters_by_user_and_status(clean_database: str, tmp_path: Path) -> None:
     users = asyncio.run(_orders(clean_database, tmp_path))
-    everything = luffy(clean_database, tmp_path, "order", "list")
+    everything = run_operator(clean_database, tmp_path, "order", "list")
     assert everything.returncode == 0, everything.stderr
     out = everything.stdout
     assert out.index("OPEN0003") < out.index("LATE0002") < out.index("PAID0001")
     assert "已支付" in out
     assert "超时取消" in out
-    mine = luffy(clean_database, tmp_path, "order", "list", "--user", "13000000000").stdout
+    mine = run_operator(clean_database, tmp_path, "order", "list", "--user", "13000000000").stdout
     assert "PAID0001" in mine
     assert "LATE0002" in mine
     assert "OPEN0003" not in mine
-    by_id = luffy(clean_database, tmp_path, "order", "list", "--user", str(users[1])).stdout
+    by_id = run_operator(clean_database, tmp_path, "order", "list", "--user", str(users[1])).stdout
     assert "OPEN0003" in by_id
     assert "PAID0001" not in by_id
     for status in ("paid", "1"):
-        paid = luffy(clean_database, tmp_path, "order", "list", "--status", status).stdout
+        paid = run_operator(clean_database, tmp_path, "order", "list", "--status", status).stdout
         assert "PAID0001" in paid
         assert "LATE0002" not in paid
         assert "OPEN0003" not in paid
 
 
 def test_list_refuses_an_unknown_status_or_user(clean_database: str, tmp_path: Path) -> None:
-    bad_status = luffy(clean_database, tmp_path, "order", "list", "--status", "refunded")
+    bad_status = run_operator(clean_database, tmp_path, "order", "list", "--status", "refunded")
     assert bad_status.returncode == 2
     assert "--status" in bad_status.stderr
-    nobody = luffy(clean_database, tmp_path, "order", "list", "--user", "nobody")
+    nobody = run_operator(clean_database, tmp_path, "order", "list", "--user", "nobody")
     assert nobody.returncode == 2
     assert "nobody" in nobody.stderr
 
 
 def test_show_prints_one_order_with_its_courses_and_payment(clean_database: str, tmp_path: Path) -> None:
     asyncio.run(_orders(clean_database, tmp_path))
-    shown = luffy(clean_database, tmp_path, "order", "show", "PAID0001")
+    shown = run_operator(clean_database, tmp_path, "order", "show", "PAID0001")
     assert shown.returncode == 0, shown.stderr
     for text in (
         "PAID0001",
@@ -116,6 +97,6 @@ def test_show_prints_one_order_with_its_courses_and_payment(clean_database: str,
         "Linux",
     ):
         assert text in shown.stdout, text
-    missing = luffy(clean_database, tmp_path, "order", "show", "NOPE")
+    missing = run_operator(clean_database, tmp_path, "order", "show", "NOPE")
     assert missing.returncode == 2
     assert "NOPE" in missing.stderr

@@ -37,7 +37,7 @@ from tests.support.order_support import (
     signed_notification,
     verifies,
 )
-from tests.support.processes import LuffyProcess, wait_until
+from tests.support.processes import LuffyProcess
 from tests.support.seckill_support import create_users, running
 from tests.support.services import free_port
 from tests.support.waiting import eventually
@@ -203,17 +203,7 @@ def start_api(env: dict[str, str], log_dir: Path) -> tuple[LuffyProcess, str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     process = LuffyProcess({**env, "LUFFY_BACKEND_URL": base_url}, ("serve", "--port", str(port)), log_dir / "api.log")
-
-    def answers() -> bool:
-        if process.popen.poll() is not None:
-            pytest.fail(f"the API exited at start:\n{process.log}")
-        try:
-            httpx.get(base_url + "/health", timeout=1.0)
-        except httpx.TransportError:
-            return False
-        return True
-
-    wait_until(answers, timeout=30, what="the API to answer")
+    process.wait_for_api(base_url)
     return process, base_url
 
 

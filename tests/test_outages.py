@@ -15,21 +15,18 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-import msgspec
 import pytest
-from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from redis.asyncio import Redis
 
 from luffy.cache import make_redis
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.reservations import RedisGoods, RedisReservations
 from luffy.seckill.services import publish_goods
-from luffy.settings import Settings, load_settings
-from luffy.user.auth import issue_token, make_jwt_auth
+from luffy.settings import load_settings
 from luffy.user.codes import code_key, new_record
 from tests.support.private_servers import PrivatePostgres, PrivateRedis
 from tests.support.processes import run_luffy, wait_until
-from tests.support.seckill_processes import URL, Stack, poll_all, post_all, production_env
+from tests.support.seckill_processes import URL, SaleStack, Stack, poll_all, post_all, production_env
 from tests.support.seckill_support import create_goods, create_users, sale_state
 
 pytestmark = pytest.mark.slow
@@ -40,26 +37,15 @@ LOGIN = "/api/v1/user/mobile/login/"
 LOGIN_MOBILE = "13900000001"
 
 
-class Outage(msgspec.Struct):
+class Outage(SaleStack):
     postgres: PrivatePostgres
     redis_server: PrivateRedis
-    stack: Stack
-    settings: Settings
-    config: SQLAlchemyAsyncConfig
-    redis: Redis
-
-    def tokens(self, user_ids: list[int]) -> list[str]:
-        jwt_auth = make_jwt_auth(self.settings)
-        return [issue_token(jwt_auth, user_id, str(user_id)) for user_id in user_ids]
 
     async def load(self, name: str, stock: int) -> int:
         goods_id = await create_goods(self.config, name=name, stock=stock)
         async with session_scope(self.config) as session:
             await publish_goods(session, RedisReservations(self.redis, owner_ttl_seconds=60))
         return goods_id
-
-    async def in_redis(self, goods_id: int) -> RedisGoods:
-        return (await RedisReservations(self.redis, owner_ttl_seconds=60).state([goods_id]))[goods_id]
 
     async def database_back(self) -> None:
         """Start PostgreSQL again; this test process's own pool drops the connections that died."""

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from litestar import Litestar
 from redis.asyncio import Redis
 from sqlalchemy import select
 
@@ -23,24 +22,15 @@ from luffy.seckill.models import SeckillOrder
 from luffy.seckill.reservations import RedisReservations
 from luffy.seckill.services import publish_goods
 from luffy.settings import Settings
-from luffy.user.auth import issue_token
 from tests.support.front_end import GET_RESULT, SECKILL, Browser, same_origin
-from tests.support.seckill_support import HAT, create_goods, create_users, running, sale_state
+from tests.support.seckill_support import HAT, AppClient, create_goods, create_users, running, sale_state
 from tests.support.sqlcount import count_statements
 
 NOW = datetime.datetime.now(datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
 
 
-class Shop:
-    def __init__(self, app: Litestar, client: httpx.AsyncClient) -> None:
-        self.app = app
-        self.client = client
-        self.config = app.state.sqlalchemy_config
-
-    def token(self, user_id: int) -> str:
-        return issue_token(self.app.state.jwt_auth, user_id, str(user_id))
-
+class Shop(AppClient):
     def browser(self, user_id: int) -> Browser:
         return Browser(self.client, self.token(user_id), poll_seconds=0.02)
 

@@ -8,10 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
-from redis.asyncio import Redis
 from sqlalchemy import text, update
 
 from luffy.cache import make_redis
@@ -19,14 +17,13 @@ from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.models import SeckillGoods
 from luffy.seckill.reservations import RedisGoods, RedisReservations
 from luffy.seckill.services import complete_sale_state, publish_goods
-from luffy.settings import Settings, load_settings
-from luffy.user.auth import issue_token, make_jwt_auth
+from luffy.settings import load_settings
 from luffy.user.revocation import RedisRevocations, revocations_in_use
 from luffy.user.services import set_user_active
 from tests.conftest import truncate_all
 from tests.support.front_end import GET_RESULT, SECKILL, Browser, same_origin
 from tests.support.processes import run_luffy
-from tests.support.seckill_processes import URL, Stack, poll_all, post_all, production_env
+from tests.support.seckill_processes import URL, SaleStack, Stack, poll_all, post_all, production_env
 from tests.support.seckill_support import HAT, create_goods, create_users, sale_state
 from tests.support.waiting import eventually
 
@@ -35,16 +32,7 @@ FINAL_WITHIN_SECONDS = 60
 ME = "/api/v1/user/me/"
 
 
-class Production(msgspec.Struct):
-    stack: Stack
-    settings: Settings
-    config: SQLAlchemyAsyncConfig
-    redis: Redis
-
-    def tokens(self, user_ids: list[int]) -> list[str]:
-        jwt_auth = make_jwt_auth(self.settings)
-        return [issue_token(jwt_auth, user_id, str(user_id)) for user_id in user_ids]
-
+class Production(SaleStack):
     async def load(self, name: str, stock: int) -> int:
         """What ``luffy seckill load NAME --stock N`` does (its CLI is tested in test_seckill_cli)."""
         goods_id = await create_goods(self.config, name=name, stock=stock)
@@ -53,10 +41,6 @@ class Production(msgspec.Struct):
             await publish_goods(session, reservations, goods_ids=[goods_id])
             await complete_sale_state(session, reservations)
         return goods_id
-
-    async def in_redis(self, goods_id: int) -> RedisGoods:
-        reservations = RedisReservations(self.redis, owner_ttl_seconds=60)
-        return (await reservations.state([goods_id]))[goods_id]
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import stat
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -42,7 +40,8 @@ from luffy.user.models import SmsLog
 from luffy.user.services import deliver_code
 from luffy.user.sms_providers import ConsoleSmsProvider
 from tests.conftest import TEST_SECRET, truncate_all
-from tests.support.processes import LuffyProcess, run_luffy, wait_until
+from tests.support.processes import LuffyProcess, healthy, run_luffy, wait_until
+from tests.support.seckill_support import create_users
 from tests.support.services import free_port
 from tests.support.user_helpers import delivered_code
 
@@ -359,8 +358,14 @@ async def test_page_links_are_built_on_the_backend_url_not_the_host_header(
 # --- 8. every small-body JSON endpoint has the same small cap -------------------------------------
 
 
-async def test_every_api_post_refuses_a_body_over_4_kb(client: AsyncTestClient[Litestar]) -> None:
+ALIPAY_NOTIFICATION = "/api/v1/order/success/"
+
+
+async def test_every_api_post_refuses_a_body_over_4_kb(client: AsyncTestClient[Litestar], settings: Settings) -> None:
     from litestar.routes import HTTPRoute
+
+    # A real, enabled user: routes that look the user up must get past authentication to the body.
+    [user_id] = await create_users(make_sqlalchemy_config(settings), 1)
 
     paths = [
         path
@@ -369,12 +374,25 @@ async def test_every_api_post_refuses_a_body_over_4_kb(client: AsyncTestClient[L
         for path in [route.path + "/"]
     ]
     assert "/api/v1/user/sckill/" in paths
+    # Alipay's form-encoded notification is not a small JSON body: it has its own, larger cap (below).
+    paths.remove(ALIPAY_NOTIFICATION)
     body = json.dumps({"goods_id": 1, "mobile": MOBILE, "padding": "x" * 5_000})
-    headers = {"Content-Type": "application/json", **token_for(client.app, 1)}
+    headers = {"Content-Type": "application/json", **token_for(client.app, user_id)}
     for path in paths:
         response = await client.post(path, content=body, headers=headers)
         assert response.status_code == 413, path
         assert response.json()["code"] == 999
+
+
+async def test_the_payment_notification_refuses_a_body_over_its_own_cap(client: AsyncTestClient[Litestar]) -> None:
+    from luffy.order.controllers import NOTIFICATION_MAX_BODY_BYTES
+
+    form = "notify_id=" + "x" * NOTIFICATION_MAX_BODY_BYTES
+    response = await client.post(
+        ALIPAY_NOTIFICATION, content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == 999
 
 
 # --- 9. secrets on disk are private from their first byte -----------------------------------------
@@ -460,21 +478,10 @@ def serving(env: dict[str, str], log: Path, *, host: str = "127.0.0.1", server: 
     base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     process = LuffyProcess(env, ("serve", "--host", host, "--port", str(port), "--server", server), log)
     try:
-        wait_until(lambda: _healthy(base), timeout=30, what=f"luffy serve on {base}")
+        wait_until(lambda: healthy(base), timeout=30, what=f"luffy serve on {base}")
         yield base
     finally:
-        process.send(signal.SIGTERM)
-        try:
-            process.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill_all()
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+        process.stop()
 
 
 def _check_statuses(base: str, forwarded: list[str | None]) -> list[int]:

@@ -26,7 +26,7 @@ from luffy.user.codes import CodeRecord, code_key, decode_record
 from luffy.user.models import SmsLog, User
 from tests.conftest import truncate_all
 from tests.support.sqlcount import count_statements
-from tests.support.user_helpers import delivered_code, sms_rows
+from tests.support.user_helpers import delivered_code, me_after_login, sms_rows
 from tests.support.waiting import eventually
 
 MOBILE = "13800138000"
@@ -153,17 +153,7 @@ async def test_send_login_me_and_the_code_works_once(sms_settings: SettingsFacto
             assert row.sent_time is not None
 
         login = await client.post(LOGIN, json={"mobile": MOBILE, "code": code})
-        assert login.status_code == 200
-        body = login.json()
-        assert {key: body[key] for key in ("code", "msg", "username", "icon")} == {
-            "code": 100,
-            "msg": "登录成功",
-            "username": MOBILE,
-            "icon": None,
-        }
-
-        me = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
-        assert me.status_code == 200
+        me = await me_after_login(client, login, MOBILE)
         assert me.json() == {
             "code": 100,
             "msg": "成功",

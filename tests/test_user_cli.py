@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 import jwt
@@ -13,17 +12,7 @@ from sqlalchemy.pool import NullPool
 
 from luffy.user.models import SmsLog, User
 from tests.conftest import TEST_SECRET, truncate_all
-from tests.support.processes import run_luffy
-
-
-def luffy(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "LUFFY_DATA_DIR": str(data_dir),
-        "LUFFY_DATABASE_URL": database_url,
-        "LUFFY_SECRET_KEY": TEST_SECRET,
-        "LUFFY_SMS_PROVIDER": "console",
-    }
-    return run_luffy(env | {"COLUMNS": "250"}, *args, timeout=120)
+from tests.support.processes import run_operator
 
 
 async def _execute(database_url: str, statement: object) -> list[object]:
@@ -57,21 +46,21 @@ def test_outbox_shows_newest_first_with_text_and_errors(clean_database: str, tmp
             ]
         ),
     )  # fmt: skip
-    result = luffy(clean_database, tmp_path, "sms", "outbox")
+    result = run_operator(clean_database, tmp_path, "sms", "outbox")
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "138" in line or "139" in line]
     assert ["5678" in lines[0], "tencent" in lines[1], "1234" in lines[-1]] == [True, True, True]
     assert "HTTP 500" in result.stdout, result.stdout
     assert "failed" in result.stdout
 
-    only = luffy(clean_database, tmp_path, "sms", "outbox", "--mobile", "13800138000", "--limit", "1").stdout
+    only = run_operator(clean_database, tmp_path, "sms", "outbox", "--mobile", "13800138000", "--limit", "1").stdout
     assert "5678" in only
     assert "1234" not in only
     assert "13900139000" not in only
 
 
 def test_outbox_rejects_a_bad_limit(clean_database: str, tmp_path: Path) -> None:
-    result = luffy(clean_database, tmp_path, "sms", "outbox", "--limit", "0")
+    result = run_operator(clean_database, tmp_path, "sms", "outbox", "--limit", "0")
     assert result.returncode == 2
 
 
@@ -82,7 +71,7 @@ def _claims(token: str) -> dict[str, object]:
 def test_user_token_creates_missing_users_and_keeps_the_order(clean_database: str, tmp_path: Path) -> None:
     execute(clean_database, insert(User).values(username="路飞", mobile="13900139000"))
     mobiles = ["13800138000", "13900139000", "13800138000", "13700137000"]
-    result = luffy(clean_database, tmp_path, "user", "token", *mobiles)
+    result = run_operator(clean_database, tmp_path, "user", "token", *mobiles)
     assert result.returncode == 0, result.stderr
     tokens = result.stdout.split()
     assert len(tokens) == 4
@@ -99,7 +88,9 @@ def test_user_token_creates_missing_users_and_keeps_the_order(clean_database: st
 
 def test_user_token_refuses_bad_mobiles_and_creates_nobody(sqlite_url: str, tmp_path: Path) -> None:
     asyncio.run(truncate_all(sqlite_url))
-    result = luffy(sqlite_url, tmp_path, "user", "token", "13800138000", "1380013800", "abc", "１３８００１３８０００")
+    result = run_operator(
+        sqlite_url, tmp_path, "user", "token", "13800138000", "1380013800", "abc", "１３８００１３８０００"
+    )
     assert result.returncode == 2
     assert "not a mobile number: 1380013800, abc, １３８００１３８０００" in result.stderr
     assert execute(sqlite_url, select(func.count()).select_from(User)) == [(0,)]
@@ -108,7 +99,7 @@ def test_user_token_refuses_bad_mobiles_and_creates_nobody(sqlite_url: str, tmp_
 def test_user_token_for_five_thousand_mobiles_in_one_call(clean_database: str, tmp_path: Path) -> None:
     mobiles = [f"1{3 + i % 7}{i:09d}" for i in range(5_000)]
     execute(clean_database, insert(User).values(username=mobiles[10], mobile=mobiles[10]))
-    result = luffy(clean_database, tmp_path, "user", "token", *mobiles)
+    result = run_operator(clean_database, tmp_path, "user", "token", *mobiles)
     assert result.returncode == 0, result.stderr
     tokens = result.stdout.split()
     assert len(tokens) == 5_000

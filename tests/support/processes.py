@@ -10,7 +10,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.conftest import TEST_SECRET
 
 # This checkout's luffy, as the test process imports it; tests/test_wheel.py passes an installed wheel's instead.
 THIS_LUFFY = (sys.executable, "-m", "luffy")
@@ -39,6 +42,21 @@ def run_luffy(
         timeout=timeout,
         check=False,
     )
+
+
+def operator_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    """What the CLI tests' operator has set: the database, a data directory, a secret and the console SMS."""
+    return {
+        "LUFFY_DATA_DIR": str(data_dir),
+        "LUFFY_DATABASE_URL": database_url,
+        "LUFFY_SECRET_KEY": TEST_SECRET,
+        "LUFFY_SMS_PROVIDER": "console",
+    }
+
+
+def run_operator(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``luffy ARGS`` as an operator runs it, in a terminal wide enough that rich's tables do not wrap."""
+    return run_luffy(operator_env(database_url, data_dir) | {"COLUMNS": "250"}, *args, timeout=120)
 
 
 class LuffyProcess:
@@ -81,6 +99,28 @@ class LuffyProcess:
     def send(self, signum: int) -> None:
         os.kill(self.popen.pid, signum)
 
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, as a supervisor stops it; the whole tree is killed if it has not exited within ``timeout``."""
+        self.send(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
+
+    def wait_for_api(self, base_url: str, timeout: float = 30) -> None:
+        """Until ``/health`` answers at all (a 503 too: some tests start it with a server down); fails if it exits."""
+
+        def answers() -> bool:
+            if self.popen.poll() is not None:
+                pytest.fail(f"the API exited at start:\n{self.log}")
+            try:
+                httpx.get(base_url + "/health", timeout=1.0)
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_until(answers, timeout=timeout, what="the API to answer")
+
     def kill_all(self) -> None:
         """SIGKILL the whole process tree, as a crash or an OOM kill would."""
         if self.popen.poll() is None:
@@ -100,3 +140,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20, what: str = "
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def healthy(base_url: str) -> bool:
+    """``/health`` answers 200: the server is up and its database and Redis are reachable."""
+    try:
+        return httpx.get(f"{base_url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -7,11 +7,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import aiohttp
-import httpx
-import pytest
+import msgspec
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from redis.asyncio import Redis
 
+from luffy.seckill.reservations import RedisGoods, RedisReservations
+from luffy.settings import Settings
+from luffy.user.auth import issue_token, make_jwt_auth
 from tests.conftest import TEST_SECRET
-from tests.support.processes import LuffyProcess, wait_until
+from tests.support.processes import LuffyProcess
 from tests.support.services import free_port
 
 URL = "/api/v1/user/sckill/"
@@ -51,17 +55,7 @@ class Stack:
         port = free_port()
         process = self._start("api", "serve", "--port", str(port), **env_overrides)
         base_url = f"http://127.0.0.1:{port}"
-
-        def answers() -> bool:
-            if process.popen.poll() is not None:
-                pytest.fail(f"the API exited at start:\n{process.log}")
-            try:
-                httpx.get(base_url + "/health", timeout=1.0)
-            except httpx.TransportError:
-                return False
-            return True
-
-        wait_until(answers, timeout=STARTUP_SECONDS, what="the API to answer")
+        process.wait_for_api(base_url, timeout=STARTUP_SECONDS)
         return base_url
 
     def start_worker(self) -> LuffyProcess:
@@ -74,6 +68,22 @@ class Stack:
 
     def logs(self, name: str) -> str:
         return "\n".join(path.read_text(errors="replace") for path in sorted(self.log_dir.glob(f"{name}-*.log")))
+
+
+class SaleStack(msgspec.Struct):
+    """A production stack and this test process's own view of its settings, database and Redis."""
+
+    stack: Stack
+    settings: Settings
+    config: SQLAlchemyAsyncConfig
+    redis: Redis
+
+    def tokens(self, user_ids: list[int]) -> list[str]:
+        jwt_auth = make_jwt_auth(self.settings)
+        return [issue_token(jwt_auth, user_id, str(user_id)) for user_id in user_ids]
+
+    async def in_redis(self, goods_id: int) -> RedisGoods:
+        return (await RedisReservations(self.redis, owner_ttl_seconds=60).state([goods_id]))[goods_id]
 
 
 async def post_all(

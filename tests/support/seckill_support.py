@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
+import httpx
 import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Litestar
@@ -16,9 +17,22 @@ from sqlalchemy import func, insert, select
 from luffy.db import session_scope
 from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.services import load_goods
+from luffy.user.auth import issue_token
 from luffy.user.models import User
 
 HAT = "性感帽子"
+
+
+class AppClient:
+    """A running app, a client on the test's loop, and tokens the app accepts."""
+
+    def __init__(self, app: Litestar, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.client = client
+        self.config: SQLAlchemyAsyncConfig = app.state.sqlalchemy_config
+
+    def token(self, user_id: int) -> str:
+        return issue_token(self.app.state.jwt_auth, user_id, str(user_id))
 
 
 @asynccontextmanager

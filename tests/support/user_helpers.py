@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -48,3 +49,18 @@ async def delivered_code(database_url: str, mobile: str) -> str:
     match = CODE_IN_MESSAGE.search(rows[-1].message or "")
     assert match, rows[-1].message
     return match.group(1)
+
+
+async def me_after_login(client: httpx.AsyncClient, login: httpx.Response, username: str) -> httpx.Response:
+    """Asserts ``login`` answered 登录成功 for ``username`` (no icon yet); ``/user/me`` with its token, asserted 200."""
+    assert login.status_code == 200, login.text
+    body = login.json()
+    assert {key: body[key] for key in ("code", "msg", "username", "icon")} == {
+        "code": 100,
+        "msg": "登录成功",
+        "username": username,
+        "icon": None,
+    }
+    me = await client.get("/api/v1/user/me/", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.status_code == 200
+    return me

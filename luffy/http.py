@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import ClientException, SerializationException
-from litestar.types import BeforeMessageSendHookHandler, Message, Scope
+from litestar.types import Message, Scope
 
 from luffy.settings import Settings
 
@@ -39,7 +40,7 @@ class LuffyRequest(Request[Any, Any, Any]):
             raise
 
 
-def security_headers(settings: Settings) -> BeforeMessageSendHookHandler:
+def security_headers(settings: Settings) -> Callable[[Message, Scope], Awaitable[None]]:
     https = settings.backend_url.startswith("https://")
 
     async def add_headers(message: Message, _scope: Scope) -> None:

@@ -1,0 +1,119 @@
+"""The cached-reply front: the hottest GETs answered from their encoded replies in Redis, before Litestar runs.
+
+Why it exists: a cache hit is one Redis round trip and a few hundred bytes, yet going through the
+framework (routing, middleware, dependency injection, the response pipeline) cost three times the
+work of the bare-ASGI floor for it (``bench/results.md``). The front sits outside the Litestar app
+(``luffy.asgi``) and takes a request only when it can answer exactly as the app would:
+
+- a GET of one of the cached routes (:data:`CACHED_ROUTES`), with no query string unless the
+  route says which it reads;
+- whose reply is in the cache. Otherwise (a miss, another route or method, Redis down, embedded
+  mode without Redis) the request goes to the app unchanged, which reads the database and fills
+  the cache. The app stays the single place that decides what a reply is; the front only replays it.
+
+Its headers are the app's: content type and length, the security headers of ``luffy.http`` (the
+same hook), and the CORS headers Litestar's CORS middleware adds for the app's ``CORSConfig``
+(that middleware is not public API, so :func:`cors_headers` spells its rule out).
+``tests/test_front.py`` holds replies and headers to the app's own, byte for byte.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from redis.asyncio import Redis
+
+from luffy.home.services import CACHE_ERRORS, CacheOutage, cached_banner_reply
+from luffy.http import security_headers
+from luffy.settings import Settings
+
+logger = logging.getLogger("luffy.front")
+
+CachedReply = Callable[[Redis, Settings], Awaitable[bytes | None]]
+
+
+@dataclass(frozen=True)
+class CachedRoute:
+    path: str
+    reply: CachedReply
+
+
+CACHED_ROUTES = (CachedRoute("/api/v1/home/banner/", cached_banner_reply),)
+JSON_HEADERS = ((b"content-type", b"application/json"),)
+
+
+class CachedReplyFront:
+    """An ASGI app: cached replies of :data:`CACHED_ROUTES` from Redis, everything else to ``app``."""
+
+    def __init__(self, app: Litestar, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.routes = {route.path: route for route in CACHED_ROUTES}
+        self.outage = CacheOutage()
+        self._add_security_headers = security_headers(settings)
+        self.cors = app.cors_config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:  # type: ignore[typeddict-item]
+            route = self.routes.get(scope["path"])
+            redis: Redis | None = self.app.state.get("redis")
+            if route is not None and redis is not None and not self.outage.ongoing:
+                body = await self._cached(route, redis)
+                if body is not None:
+                    await self._reply(scope, body, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _cached(self, route: CachedRoute, redis: Redis) -> bytes | None:
+        try:
+            return await route.reply(redis, self.settings)
+        except CACHE_ERRORS as exc:
+            self.outage.record(exc)
+            return None
+
+    async def _reply(self, scope: Scope, body: bytes, send: Send) -> None:
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        if self.cors is not None:
+            origin, has_cookie = _origin_and_cookie(scope)
+            if origin is not None:
+                headers += cors_headers(self.cors, origin, has_cookie)
+        start: Message = {"type": "http.response.start", "status": 200, "headers": headers}
+        await self._add_security_headers(start, scope)
+        await send(start)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _origin_and_cookie(scope: Scope) -> tuple[str | None, bool]:
+    origin = None
+    has_cookie = False
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            origin = value.decode("latin-1")
+        elif name == b"cookie":
+            has_cookie = True
+    return origin, has_cookie
+
+
+def cors_headers(config: CORSConfig, origin: str, has_cookie: bool) -> list[tuple[bytes, bytes]]:
+    """The headers Litestar's CORS middleware adds to a reply to a simple request from ``origin``."""
+    headers = dict(config.simple_headers)
+    if (config.is_allow_all_origins and has_cookie) or (
+        not config.is_allow_all_origins and config.is_origin_allowed(origin=origin)
+    ):
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Vary"] = "Origin"
+    headers["Access-Control-Allow-Headers"] = ", ".join(sorted(set(config.allow_headers)))
+    headers["Access-Control-Allow-Methods"] = ", ".join(sorted(set(config.allow_methods)))
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+
+
+def with_cached_reply_front(app: Litestar, settings: Settings) -> ASGIApp:
+    """``app`` behind the front in production; as it is in embedded mode (no Redis, nothing to replay)."""
+    if settings.redis_url is None:
+        return app
+    return CachedReplyFront(app, settings)

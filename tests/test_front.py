@@ -1,0 +1,143 @@
+"""The cached-reply front (``luffy.front``): the app's own replies, replayed from Redis without the framework.
+
+Every test serves ``luffy.asgi.build`` (what ``luffy serve`` runs) and holds the front's reply to
+the Litestar app's own reply for the same request: same status, bytes and headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from luffy.app import create_app
+from luffy.asgi import build
+from luffy.front import CachedReplyFront
+from luffy.home.services import BANNER_CACHE_KEY
+from luffy.settings import Settings
+from tests.support.services import free_port
+from tests.support.sqlcount import count_statements
+
+BASE_URL = "http://testserver.local"
+ALLOWED_ORIGIN = "http://localhost:8080"
+HOT_PATHS = ["/api/v1/home/banner/"]
+REQUEST_HEADERS: list[dict[str, str]] = [
+    {},
+    {"Origin": ALLOWED_ORIGIN},
+    {"Origin": "https://evil.example"},
+    {"Origin": ALLOWED_ORIGIN, "Cookie": "token=x"},
+]
+VARYING_HEADERS = {"date", "server"}
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> redis.Redis:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture
+def front_settings(
+    seeded: Settings, redis_client: redis.Redis, redis_url: str, make_settings: Callable[..., Settings]
+) -> Settings:
+    return make_settings(seeded.database_url, redis_url, LUFFY_CORS_ORIGINS=ALLOWED_ORIGIN)
+
+
+@pytest.fixture
+async def front(front_settings: Settings) -> AsyncIterator[tuple[CachedReplyFront, AsyncTestClient[Any]]]:
+    served = build(front_settings)
+    assert isinstance(served, CachedReplyFront)
+    async with AsyncTestClient(app=served, base_url=BASE_URL) as client:  # type: ignore[arg-type]
+        yield served, client
+
+
+async def app_replies(settings: Settings, requests: list[tuple[str, str, dict[str, str]]]) -> list[httpx.Response]:
+    """The Litestar app's own replies (no front), one app at a time: two lifespans would share the brokers."""
+    async with AsyncTestClient(app=create_app(settings), base_url=BASE_URL) as client:
+        return [await client.request(method, url, headers=headers) for method, url, headers in requests]
+
+
+def comparable(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
+    headers = sorted((name.lower(), value) for name, value in response.headers.items() if name not in VARYING_HEADERS)
+    return response.status_code, response.content, headers
+
+
+@pytest.mark.parametrize("path", HOT_PATHS)
+async def test_a_hit_is_the_apps_own_reply_byte_for_byte_with_its_headers(front_settings: Settings, path: str) -> None:
+    from_app = await app_replies(front_settings, [("GET", path, headers) for headers in REQUEST_HEADERS])
+    served = build(front_settings)
+    assert isinstance(served, CachedReplyFront)
+    async with AsyncTestClient(app=served, base_url=BASE_URL) as client:  # type: ignore[arg-type]
+        engine = served.app.state.sqlalchemy_config.get_engine()
+        for headers, app_reply in zip(REQUEST_HEADERS, from_app, strict=True):
+            with count_statements(engine) as statements:
+                from_front = await client.get(path, headers=headers)
+            assert statements == []
+            assert comparable(from_front) == comparable(app_reply), headers
+            assert from_front.status_code == 200
+
+
+async def test_a_miss_goes_to_the_app_which_fills_the_cache_for_the_next_request(
+    front: tuple[CachedReplyFront, AsyncTestClient[Any]], redis_client: redis.Redis
+) -> None:
+    served, client = front
+    engine = served.app.state.sqlalchemy_config.get_engine()
+    with count_statements(engine) as on_miss:
+        first = await client.get("/api/v1/home/banner/")
+    with count_statements(engine) as on_hit:
+        second = await client.get("/api/v1/home/banner/")
+    assert redis_client.get(BANNER_CACHE_KEY) is not None
+    assert len(on_miss) == 1
+    assert on_hit == []
+    assert first.content == second.content
+    assert [banner["id"] for banner in second.json()["result"]] == [1, 2, 3]
+
+
+async def test_an_unreadable_cached_value_goes_to_the_app_which_rebuilds_it(
+    front: tuple[CachedReplyFront, AsyncTestClient[Any]], redis_client: redis.Redis
+) -> None:
+    _served, client = front
+    redis_client.set(BANNER_CACHE_KEY, b'{"not": "a list"}')
+    response = await client.get("/api/v1/home/banner/")
+    assert [banner["id"] for banner in response.json()["result"]] == [1, 2, 3]
+    assert redis_client.get(BANNER_CACHE_KEY).startswith(b"[")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [
+        ("POST", "/api/v1/home/banner/", 405),
+        ("GET", "/api/v1/home/banner/?page=2", 200),
+        ("GET", "/api/v1/home/banner", 200),
+        ("HEAD", "/api/v1/home/banner/", 405),
+    ],
+)
+async def test_other_methods_query_strings_and_spellings_are_the_apps_to_answer(
+    front_settings: Settings, method: str, url: str, status: int
+) -> None:
+    # The first request fills the cache: only the front's rules keep the others from a replay.
+    _filled, from_app = await app_replies(front_settings, [("GET", "/api/v1/home/banner/", {}), (method, url, {})])
+    async with AsyncTestClient(app=build(front_settings), base_url=BASE_URL) as client:  # type: ignore[arg-type]
+        from_front = await client.request(method, url)
+    assert from_front.status_code == from_app.status_code == status
+    assert from_front.content == from_app.content
+
+
+async def test_with_redis_down_the_app_answers_from_the_database(
+    seeded: Settings, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(seeded.database_url, f"redis://127.0.0.1:{free_port()}/0")
+    async with AsyncTestClient(app=build(settings), base_url=BASE_URL) as client:  # type: ignore[arg-type]
+        responses = [await client.get("/api/v1/home/banner/") for _ in range(3)]
+    assert [response.status_code for response in responses] == [200, 200, 200]
+    assert all([banner["id"] for banner in response.json()["result"]] == [1, 2, 3] for response in responses)
+
+
+def test_embedded_mode_serves_the_app_itself(seeded: Settings) -> None:
+    assert isinstance(build(seeded), Litestar)

@@ -213,6 +213,8 @@ async def test_a_direct_database_edit_shows_after_luffy_catalogue_clear_cache(
     cleared = run_luffy(env, "catalogue", "clear-cache")
     assert cleared.returncode == 0, cleared.stderr
     assert (await _json(api, f"{API}/actual/1/"))["name"] == "改过的课程"
+    embedded = run_luffy(operator_env(production.database_url, tmp_path), "catalogue", "clear-cache")
+    assert (embedded.returncode, "no catalogue cache" in embedded.stdout) == (0, True), embedded.stdout
 
 
 async def test_luffy_seed_clears_the_cache_after_its_writes(

@@ -17,7 +17,12 @@ Correctness:
   cleared it.
 - The hash expires ``LUFFY_CATALOGUE_CACHE_SECONDS`` after its first field was stored (the expiry
   is set only when it has none), so a change made directly in the database shows within that.
-- An unknown or invisible course is not cached: ids that were never courses cannot grow the hash.
+- A direct database edit, or a migration that rewrites catalogue rows, is not seen by Luffy:
+  ``luffy catalogue clear-cache`` shows it at once, else the expiry does.
+- An unknown or invisible course is not cached: ids that were never courses cannot grow the hash,
+  which holds at most the categories and two replies per visible course.
+- The replies hold absolute media URLs (``LUFFY_BACKEND_URL``): every API process sharing a Redis
+  serves the same site, so they are the same in each.
 - Redis unreachable: the reply comes from the database, and the cache is skipped for a few seconds
   with one warning (:class:`luffy.cache.CacheOutage`), never a 503.
 

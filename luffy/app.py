@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from luffy import __version__
 from luffy.admin.site import admin_mount
 from luffy.cache import CACHE_STORE, make_cache_store, make_redis
+from luffy.course.cache import make_catalogue_cache
 from luffy.course.controllers import CourseController
 from luffy.db import make_probe_engine, make_sqlalchemy_config, provide_read_connection
 from luffy.health import HealthController
@@ -48,6 +49,7 @@ def _lifespan(settings: Settings, probe_engine: AsyncEngine):
         from luffy.tasks.worker import import_task_modules
 
         app.state.redis = make_redis(settings) if settings.redis_url else None
+        app.state.catalogue_cache = make_catalogue_cache(app.state.redis, settings)
         # Embedded tasks share the API's database engine and cache store.
         configure_brokers(
             settings, sqlalchemy_config=app.state.sqlalchemy_config, cache_store=app.stores.get(CACHE_STORE)

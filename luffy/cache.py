@@ -6,6 +6,8 @@ refresh-banner`` run from a shell changes what a running ``luffy serve`` answers
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from litestar.stores.base import Store
@@ -15,12 +17,44 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from luffy.settings import Settings
 
 CACHE_STORE = "cache"
 REDIS_MAX_CONNECTIONS = 64
 REDIS_POOL_WAIT_SECONDS = 2.0
+# What a cache raises when its backend is down: Redis errors, or the file system's.
+CACHE_ERRORS = (RedisError, OSError, TimeoutError)
+CACHE_RETRY_SECONDS = 5.0
+
+logger = logging.getLogger("luffy.cache")
+
+
+class CacheOutage:
+    """Remembers that a cache just failed: it is skipped for ``CACHE_RETRY_SECONDS``.
+
+    During an outage a request then costs no connection attempt, and the warning is logged once
+    per pause instead of once per request. One per cache per application (``app.state``).
+    """
+
+    def __init__(self, cache_name: str) -> None:
+        self.cache_name = cache_name
+        self._skip_until = 0.0
+
+    @property
+    def ongoing(self) -> bool:
+        return time.monotonic() < self._skip_until
+
+    def record(self, exc: BaseException) -> None:
+        logger.warning(
+            "%s unreachable (%s: %s); answering from the database for the next %.0f s",
+            self.cache_name,
+            type(exc).__name__,
+            exc,
+            CACHE_RETRY_SECONDS,
+        )
+        self._skip_until = time.monotonic() + CACHE_RETRY_SECONDS
 
 
 def reconnect_once() -> dict[str, Any]:

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from luffy.cli_runtime import CommandContext, console, err_console, fail, run
+from luffy.course.commands import catalogue_app, clear_catalogue_cache
 from luffy.home.commands import banner_app, cache_app, refresh_banners
 from luffy.order.commands import order_app
 from luffy.seckill.commands import publish_new_goods, seckill_app
@@ -40,6 +41,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database migrations (Alembic, through advanced-alchemy).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(cache_app, name="cache")
+app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(banner_app, name="banner")
 app.add_typer(sms_app, name="sms")
 app.add_typer(user_app, name="user")
@@ -168,6 +170,7 @@ def seed(
             f"seed rows upserted: {sum(report.rows_by_table.values())} in {len(report.rows_by_table)} tables; "
             f"{report.media_files} media files copied to {media_root}"
         )
+        catalogue_cleared = await clear_catalogue_cache(ctx)
         banners = await refresh_banners(ctx)
         if banners is not None:
             console.print(f"banner cache refreshed: {len(banners)} banners")
@@ -190,15 +193,16 @@ def seed(
                         lambda table, n: bar.update(task, advance=n, description=table),
                     )
                 bar.update(task, completed=total, description="demo catalogue")
+            catalogue_cleared = await clear_catalogue_cache(ctx) and catalogue_cleared
         async with ctx.session() as session:
-            return await count_rows(session), banners is not None
+            return await count_rows(session), banners is not None and catalogue_cleared
 
-    counts, cache_refreshed = run(work)
+    counts, caches_refreshed = run(work)
     table = Table("table", "rows", title="rows in the database")
     for name, rows in counts.items():
         table.add_row(name, str(rows))
     console.print(table)
-    if not cache_refreshed:
+    if not caches_refreshed:
         raise typer.Exit(1)
 
 

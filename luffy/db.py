@@ -9,8 +9,9 @@ How code reaches the database, one way per kind of caller:
   request-scoped ``AsyncSession`` (its plugin provides it; committed when the reply is 2xx, rolled
   back otherwise), used directly or through ``create_service_provider(SomeService)``. The
   catalogue's read path names ``db_connection`` instead (:func:`provide_read_connection`): one
-  autocommit connection for the request, no transaction; ``/health`` pings ``probe_engine``, a
-  small engine of its own (:func:`make_probe_engine`). All are registered on the app.
+  autocommit connection for the request, no transaction; its cached replies open a
+  :func:`read_connection` only on a cache miss. ``/health`` pings ``probe_engine``, a small engine
+  of its own (:func:`make_probe_engine`). All are registered on the app.
 - A task function takes ``SessionDep`` from ``luffy.tasks.deps`` (one transaction per task).
 - The CLI and long-lived objects (the embedded seckill gate) use :func:`session_scope`.
 """
@@ -182,16 +183,22 @@ def make_probe_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(settings.database_url, pool_size=1, max_overflow=1, pool_timeout=1)
 
 
-async def provide_read_connection(state: State) -> AsyncIterator[AsyncConnection]:
-    """The ``db_connection`` dependency: a connection of its own for the length of the request.
-
-    For reads only, so no transaction: AUTOCOMMIT spares a BEGIN and a COMMIT round trip per request
-    (under READ COMMITTED a page's statements see separate snapshots either way). The engine comes
-    from the app state rather than from another dependency, so resolving this one costs no batch
-    of dependencies that Litestar would gather in a task group.
-    """
-    async with state.sqlalchemy_config.get_engine().connect() as connection:
+@asynccontextmanager
+async def read_connection(config: SQLAlchemyAsyncConfig) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads only, so no transaction: AUTOCOMMIT spares a BEGIN and a COMMIT round trip
+    (under READ COMMITTED a page's statements see separate snapshots either way)."""
+    async with config.get_engine().connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
+async def provide_read_connection(state: State) -> AsyncIterator[AsyncConnection]:
+    """The ``db_connection`` dependency: a :func:`read_connection` of its own for the length of the request.
+
+    The engine comes from the app state rather than from another dependency, so resolving this one
+    costs no batch of dependencies that Litestar would gather in a task group.
+    """
+    async with read_connection(state.sqlalchemy_config) as connection:
         yield connection
 
 

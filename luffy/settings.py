@@ -112,6 +112,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     banner_refresh_seconds: Annotated[
         int, setting("how often the scheduler rewrites the banner cache", ge=1, le=DAY)
     ] = 60
+    catalogue_cache_seconds: Annotated[
+        int,
+        setting(
+            "production only: the longest a cached category list, course or chapter list is served; "
+            "Luffy's own writes clear the cache at once, this bounds how long a direct database edit stays unseen",
+            ge=1,
+            le=DAY,
+        ),
+    ] = 300
 
     result_ttl_seconds: Annotated[int, setting("how long task results are kept", ge=10, le=30 * DAY)] = 3_600
     task_redelivery_seconds: Annotated[

@@ -1,7 +1,9 @@
 """The catalogue's query budget: a fixed number of SQL statements per request, whatever the page size.
 
 A list page is at most 3 statements (count, the page with teacher, the sections of the whole
-page), a detail at most 2, chapters at most 2, on SQLite and on PostgreSQL.
+page), a detail at most 2, chapters at most 2, on SQLite and on PostgreSQL. These are the budgets
+of embedded mode and of a cache miss; in production a repeated category, detail or chapters request
+is served by the catalogue cache with none (``tests/test_course_cache.py``).
 """
 
 from __future__ import annotations

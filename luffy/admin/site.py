@@ -2,7 +2,7 @@
 
 sqladmin is a Starlette app: it is built inside a bare Starlette app (sqladmin mounts itself there,
 which names its routes ``admin:*``) and that app is mounted into Litestar as an ASGI handler. The
-views reach Luffy's settings, database, cache and Redis through ``AdminContext`` (put in the scope by
+views reach Luffy's settings, database, caches and Redis through ``AdminContext`` (put in the scope by
 the mount), never through Litestar's app.
 """
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from litestar.datastructures import State
     from litestar.stores.base import Store
 
+    from luffy.course.cache import CatalogueCache
     from luffy.seckill.reservations import RedisReservations
     from luffy.settings import Settings
     from luffy.user.services import PasswordLogin
@@ -65,6 +66,12 @@ class AdminContext:
         if self._password_login is None:
             self._password_login = make_password_login(self.settings, self.state.get("redis"), self.cache)
         return self._password_login
+
+    @property
+    def catalogue_cache(self) -> CatalogueCache:
+        """The API's catalogue cache (made when the lifespan starts), which catalogue writes clear."""
+        cache: CatalogueCache = self.state.catalogue_cache
+        return cache
 
     @property
     def reservations(self) -> RedisReservations | None:

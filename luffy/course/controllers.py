@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+import msgspec
+from litestar import Controller, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from luffy.course.cache import CATEGORIES_FIELD, chapters_field, course_field
 from luffy.course.schemas import CategoryList, ChapterItem, CourseDetail, CoursePage
 from luffy.course.services import (
     COURSE_NOT_FOUND,
@@ -23,6 +27,7 @@ from luffy.course.services import (
     clamp_page_size,
     parse_ordering,
 )
+from luffy.db import read_connection
 from luffy.errors import NotFound
 from luffy.responses import error_responses, page_url
 
@@ -35,6 +40,42 @@ ORDERING_PATTERN = rf"^({_ORDER_TERM}(,{_ORDER_TERM})*)?$"
 def provide_catalogue(state: State, db_connection: NamedDependency[AsyncConnection]) -> CourseCatalogue:
     """The catalogue reads on the request's autocommit connection (``luffy.db.provide_read_connection``)."""
     return CourseCatalogue(db_connection, state.settings)
+
+
+async def cached_reply(
+    state: State, field: str, build: Callable[[CourseCatalogue], Awaitable[msgspec.Struct | list[Any] | None]]
+) -> Response[bytes]:
+    """The reply from the catalogue cache (``luffy.course.cache``) as it was encoded, or built and encoded.
+
+    The database is only reached on a miss (so a hit runs no SQL); ``build`` returning ``None``
+    (no such course) is a 404, and is not cached.
+    """
+
+    async def read() -> bytes | None:
+        async with read_connection(state.sqlalchemy_config) as connection:
+            reply = await build(CourseCatalogue(connection, state.settings))
+        return None if reply is None else msgspec.json.encode(reply)
+
+    body = await state.catalogue_cache.reply(field, read)
+    if body is None:
+        raise NotFound(COURSE_NOT_FOUND)
+    return Response(body, media_type=MediaType.JSON)
+
+
+def reply_spec(container: Any, description: str) -> dict[int, ResponseSpec]:
+    """The OpenAPI entry of a reply sent as encoded bytes: the shape it was encoded from."""
+    return {200: ResponseSpec(data_container=container, description=description, generate_examples=False)}
+
+
+async def _categories(catalogue: CourseCatalogue) -> CategoryList:
+    return CategoryList(result=await catalogue.categories())
+
+
+async def _detail(catalogue: CourseCatalogue, course_id: int) -> Any:
+    course = await catalogue.course(course_id)
+    if course is None:
+        return None
+    return CourseDetail(**{field: getattr(course, field) for field in course.__struct_fields__})
 
 
 CategoryParameter = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="Only this category's courses.")]
@@ -102,9 +143,13 @@ class CourseController(Controller):
     tags = ["courses"]
     dependencies = {"catalogue": Provide(provide_catalogue, sync_to_thread=False)}
 
-    @get("/category/", summary="Visible course categories, by orders then id", responses=error_responses(400))
-    async def categories(self, catalogue: NamedDependency[CourseCatalogue]) -> CategoryList:
-        return CategoryList(result=await catalogue.categories())
+    @get(
+        "/category/",
+        summary="Visible course categories, by orders then id",
+        responses={**reply_spec(CategoryList, "The visible categories"), **error_responses(400)},
+    )
+    async def categories(self, state: State) -> Response[bytes]:
+        return await cached_reply(state, CATEGORIES_FIELD, _categories)
 
     @get(
         ["/actual/", "/list/", "/search/"],
@@ -128,27 +173,19 @@ class CourseController(Controller):
     @get(
         ["/actual/{course_id:int}/", "/list/{course_id:int}/"],
         summary="One visible course, its fields beside code and msg",
-        responses=error_responses(400, 404),
+        responses={**reply_spec(CourseDetail, "The course"), **error_responses(400, 404)},
     )
-    async def course_detail(
-        self, catalogue: NamedDependency[CourseCatalogue], course_id: FromPath[int]
-    ) -> CourseDetail:  # type: ignore[valid-type]
-        course = await catalogue.course(course_id)
-        if course is None:
-            raise NotFound(COURSE_NOT_FOUND)
-        return CourseDetail(**{field: getattr(course, field) for field in course.__struct_fields__})
+    async def course_detail(self, state: State, course_id: FromPath[int]) -> Response[bytes]:
+        return await cached_reply(state, course_field(course_id), lambda catalogue: _detail(catalogue, course_id))
 
     @get(
         "/chapter/",
         summary="A course's visible chapters with their sections (a bare array, no envelope)",
-        responses=error_responses(400, 404),
+        responses={**reply_spec(list[ChapterItem], "The chapters"), **error_responses(400, 404)},
     )
     async def chapters(
         self,
-        catalogue: NamedDependency[CourseCatalogue],
+        state: State,
         course: Annotated[int, QueryParameter(description="The course id; an unknown or invisible one is a 404.")],
-    ) -> list[ChapterItem]:
-        chapters = await catalogue.chapters(course)
-        if chapters is None:
-            raise NotFound(COURSE_NOT_FOUND)
-        return chapters
+    ) -> Response[bytes]:
+        return await cached_reply(state, chapters_field(course), lambda catalogue: catalogue.chapters(course))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
 from luffy.db import make_sqlalchemy_config, session_scope
@@ -42,3 +43,52 @@ async def log_in(client: httpx.AsyncClient, username: str, password: str) -> htt
     return await client.post(
         "/admin/login", data={"username": username, "password": password, "csrf_token": token}, follow_redirects=False
     )
+
+
+class _FormReader(HTMLParser):
+    """The values a browser would submit from a page's first form, as it stands (file inputs left empty)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self._in_form = False
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {key: value or "" for key, value in attrs}
+        name = attributes.get("name", "")
+        if tag == "form":
+            self._in_form = True
+        elif not self._in_form or (not name and tag != "option"):
+            return
+        elif tag == "input" and attributes.get("type") not in ("submit", "file", "checkbox"):
+            self.fields[name] = attributes.get("value", "")
+        elif tag == "input" and attributes.get("type") == "checkbox" and "checked" in attributes:
+            self.fields[name] = attributes.get("value", "y")
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and self._select is not None and "selected" in attributes:
+            self.fields[self._select] = attributes.get("value", "")
+        elif tag == "textarea":
+            self._textarea = name
+            self.fields[name] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._in_form = False
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self.fields[self._textarea] += data
+
+
+def form_values(html: str) -> dict[str, str]:
+    """What submitting the page's form unchanged would send (``save`` and the CSRF token added by the caller)."""
+    reader = _FormReader()
+    reader.feed(html)
+    return reader.fields

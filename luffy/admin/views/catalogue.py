@@ -1,18 +1,27 @@
-"""Catalogue views: categories, courses (with their chapters and sections one click away), teachers."""
+"""Catalogue views: categories, courses (with their chapters and sections one click away), teachers.
+
+Every write clears the API's catalogue cache (``luffy.course.cache``) after its commit, so the
+next page view shows it.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from markupsafe import Markup
 from sqladmin.filters import BooleanFilter, ForeignKeyFilter, StaticValuesFilter
+from starlette.requests import Request
 from wtforms import SelectField
 
+from luffy.admin.site import admin_context
 from luffy.admin.views.base import MANAGED, SoftDeleteView, labels
+from luffy.cache import CACHE_ERRORS
 from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.course.schemas import COURSE_TYPE_NAMES, LEVEL_NAMES, ROLE_NAMES, SECTION_TYPE_NAMES, STATUS_NAMES
 
 MENU = "课程"
+logger = logging.getLogger("luffy.admin")
 
 
 def choice(names: dict[int, str], label: str) -> dict[str, Any]:
@@ -27,7 +36,32 @@ def _link(url: str, text: str) -> Markup:
     return Markup('<a href="{}">{}</a>').format(url, text)
 
 
-class CategoryView(SoftDeleteView, model=CourseCategory):
+class CatalogueView(SoftDeleteView):
+    """A catalogue table: after a create, an edit (sqladmin calls the hook once committed) or a delete,
+    the catalogue cache is cleared."""
+
+    async def after_model_change(self, data: dict[str, Any], model: Any, is_created: bool, request: Request) -> None:
+        await self.clear_catalogue_cache(request)
+
+    async def delete_model(self, request: Request, pk: Any) -> None:
+        await super().delete_model(request, pk)
+        await self.clear_catalogue_cache(request)
+
+    async def clear_catalogue_cache(self, request: Request) -> None:
+        context = admin_context(request)
+        try:
+            await context.catalogue_cache.invalidate()
+        except CACHE_ERRORS as exc:
+            logger.warning(
+                "%s saved, but the catalogue cache could not be cleared (%s); the API may show the old "
+                "catalogue for up to %d s",
+                self.name,
+                type(exc).__name__,
+                context.settings.catalogue_cache_seconds,
+            )
+
+
+class CategoryView(CatalogueView, model=CourseCategory):
     name = "课程分类"
     name_plural = "课程分类"
     icon = "fa-solid fa-folder"
@@ -40,7 +74,7 @@ class CategoryView(SoftDeleteView, model=CourseCategory):
     column_filters = [BooleanFilter(CourseCategory.is_show, title="是否显示")]
 
 
-class CourseView(SoftDeleteView, model=Course):
+class CourseView(CatalogueView, model=Course):
     name = "课程"
     name_plural = "课程"
     icon = "fa-solid fa-book"
@@ -110,7 +144,7 @@ class CourseView(SoftDeleteView, model=Course):
     }
 
 
-class ChapterView(SoftDeleteView, model=CourseChapter):
+class ChapterView(CatalogueView, model=CourseChapter):
     name = "章节"
     name_plural = "课程章节"
     icon = "fa-solid fa-list"
@@ -137,7 +171,7 @@ class ChapterView(SoftDeleteView, model=CourseChapter):
     column_formatters_detail = {CourseChapter.course: lambda model, _a: model.course.name}
 
 
-class SectionView(SoftDeleteView, model=CourseSection):
+class SectionView(CatalogueView, model=CourseSection):
     name = "课时"
     name_plural = "课时"
     icon = "fa-solid fa-play"
@@ -179,7 +213,7 @@ class SectionView(SoftDeleteView, model=CourseSection):
     }
 
 
-class TeacherView(SoftDeleteView, model=Teacher):
+class TeacherView(CatalogueView, model=Teacher):
     name = "导师"
     name_plural = "导师"
     icon = "fa-solid fa-user-tie"

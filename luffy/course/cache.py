@@ -1,0 +1,133 @@
+"""The catalogue's replies, cached as the exact bytes sent (production only).
+
+Categories, a course's detail and a course's chapters change only when an operator writes the
+catalogue, while they are read on every page view; so their encoded replies are kept in one Redis
+hash, ``luffy:catalogue``, fields ``categories``, ``course:<id>`` and ``chapters:<id>``. A hit is one
+round trip (a Lua script: the field, or on a miss the current epoch) and no SQL; the reply goes out
+as the cached bytes, never decoded.
+
+Correctness:
+
+- Every catalogue write through Luffy (the admin's catalogue views, ``luffy seed``, ``luffy db
+  adopt``) calls :meth:`CatalogueCache.invalidate` after its commit: the epoch counter
+  ``luffy:catalogue:epoch`` goes up and the hash is deleted, in one script. Any write clears
+  everything: writes are rare, and no reply can then mix old and new rows.
+- A miss reads the database and stores the reply only if the epoch is still the one it saw before
+  the read, so a read that raced a write never puts the pre-write reply back after the write
+  cleared it.
+- The hash expires ``LUFFY_CATALOGUE_CACHE_SECONDS`` after its first field was stored (the expiry
+  is set only when it has none), so a change made directly in the database shows within that.
+- A direct database edit, or a migration that rewrites catalogue rows, is not seen by Luffy:
+  ``luffy catalogue clear-cache`` shows it at once, else the expiry does.
+- An unknown or invisible course is not cached: ids that were never courses cannot grow the hash,
+  which holds at most the categories and two replies per visible course.
+- The replies hold absolute media URLs (``LUFFY_BACKEND_URL``): every API process sharing a Redis
+  serves the same site, so they are the same in each.
+- Redis unreachable: the reply comes from the database, and the cache is skipped for a few seconds
+  with one warning (:class:`luffy.cache.CacheOutage`), never a 503.
+
+Embedded mode (SQLite on the same machine, no Redis) has no catalogue cache:
+:class:`NoCatalogueCache` reads the database every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from luffy.cache import CACHE_ERRORS, CacheOutage
+from luffy.settings import Settings
+
+CATALOGUE_KEY = "luffy:catalogue"
+EPOCH_KEY = "luffy:catalogue:epoch"
+CATEGORIES_FIELD = "categories"
+
+Read = Callable[[], Awaitable[bytes | None]]
+
+# The cached reply (a string), or on a miss the epoch (an integer) that a fill must still find.
+_GET = """
+local reply = redis.call('HGET', KEYS[1], ARGV[1])
+if reply then return reply end
+return tonumber(redis.call('GET', KEYS[2]) or '0')
+"""
+_FILL = """
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"""
+_INVALIDATE = """
+redis.call('DEL', KEYS[1])
+return redis.call('INCR', KEYS[2])
+"""
+
+
+def course_field(course_id: int) -> str:
+    return f"course:{course_id}"
+
+
+def chapters_field(course_id: int) -> str:
+    return f"chapters:{course_id}"
+
+
+class CatalogueCache(Protocol):
+    async def reply(self, field: str, read: Read) -> bytes | None:
+        """The reply cached under ``field``, else ``read()``'s (cached when it is not ``None``)."""
+        ...
+
+    async def invalidate(self) -> None:
+        """Forget every cached reply; call it after a catalogue write has committed.
+
+        Raises one of ``luffy.cache.CACHE_ERRORS`` when Redis is unreachable: the caller says so,
+        and the expiry bounds how long the old replies are served.
+        """
+        ...
+
+
+class NoCatalogueCache:
+    """Embedded mode: every read goes to the (local) database, so there is nothing to invalidate."""
+
+    async def reply(self, field: str, read: Read) -> bytes | None:
+        return await read()
+
+    async def invalidate(self) -> None:
+        return None
+
+
+class RedisCatalogueCache:
+    def __init__(self, redis: Redis, ttl_seconds: int, outage: CacheOutage | None = None) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.outage = outage or CacheOutage("catalogue cache")
+        self._get = redis.register_script(_GET)
+        self._fill = redis.register_script(_FILL)
+        self._invalidate = redis.register_script(_INVALIDATE)
+
+    async def reply(self, field: str, read: Read) -> bytes | None:
+        if self.outage.ongoing:
+            return await read()
+        try:
+            found = await self._get(keys=[CATALOGUE_KEY, EPOCH_KEY], args=[field])
+        except CACHE_ERRORS as exc:
+            self.outage.record(exc)
+            return await read()
+        if isinstance(found, bytes):
+            return found
+        body = await read()
+        if body is not None:
+            try:
+                await self._fill(keys=[CATALOGUE_KEY, EPOCH_KEY], args=[found, field, body, self.ttl_seconds])
+            except CACHE_ERRORS as exc:
+                self.outage.record(exc)
+        return body
+
+    async def invalidate(self) -> None:
+        await self._invalidate(keys=[CATALOGUE_KEY, EPOCH_KEY])
+
+
+def make_catalogue_cache(redis: Redis | None, settings: Settings) -> CatalogueCache:
+    """Redis's when there is one (production), else none (embedded)."""
+    if redis is None:
+        return NoCatalogueCache()
+    return RedisCatalogueCache(redis, settings.catalogue_cache_seconds)

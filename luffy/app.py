@@ -19,13 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from luffy import __version__
 from luffy.admin.site import admin_mount
-from luffy.cache import CACHE_STORE, make_cache_store, make_redis
+from luffy.cache import CACHE_STORE, CacheOutage, make_cache_store, make_redis
 from luffy.course.cache import make_catalogue_cache
 from luffy.course.controllers import CourseController
-from luffy.db import make_probe_engine, make_sqlalchemy_config, provide_read_connection
+from luffy.db import make_probe_engine, make_sqlalchemy_config
 from luffy.health import HealthController
 from luffy.home.controllers import HomeController
-from luffy.home.services import CacheOutage
 from luffy.http import API_MAX_BODY_BYTES, LuffyRequest, security_headers
 from luffy.media import media_router
 from luffy.order.controllers import CashierController, OrderController, PaymentController
@@ -107,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": settings,
             "sqlalchemy_config": sqlalchemy_config,
             "jwt_auth": jwt_auth,
-            "banner_cache_outage": CacheOutage(),
+            "banner_cache_outage": CacheOutage("banner cache"),
             # The task queues the domains' services are given (domains never import luffy.tasks).
             "enqueue_sms": sms_enqueuer(settings),
             "purchase_queue": PurchaseTaskQueue(),
@@ -120,7 +119,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Besides these, the SQLAlchemy plugin provides ``db_session`` (see ``luffy.db``).
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
-            "db_connection": Provide(provide_read_connection),
             "probe_engine": Provide(lambda: probe_engine, use_cache=True, sync_to_thread=False),
         },
         stores={CACHE_STORE: cache_store},

@@ -8,10 +8,9 @@ How code reaches the database, one way per kind of caller:
 - A request handler names a Litestar dependency. ``db_session`` is advanced-alchemy's
   request-scoped ``AsyncSession`` (its plugin provides it; committed when the reply is 2xx, rolled
   back otherwise), used directly or through ``create_service_provider(SomeService)``. The
-  catalogue's read path names ``db_connection`` instead (:func:`provide_read_connection`): one
-  autocommit connection for the request, no transaction; its cached replies open a
-  :func:`read_connection` only on a cache miss. ``/health`` pings ``probe_engine``, a small engine
-  of its own (:func:`make_probe_engine`). All are registered on the app.
+  catalogue's replies are cached (``luffy.course.cache``): on a miss they open a
+  :func:`read_connection`, one autocommit connection, no transaction, so a hit opens none.
+  ``/health`` pings ``probe_engine``, a small engine of its own (:func:`make_probe_engine`).
 - A task function takes ``SessionDep`` from ``luffy.tasks.deps`` (one transaction per task).
 - The CLI and long-lived objects (the embedded seckill gate) use :func:`session_scope`.
 """
@@ -31,7 +30,6 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
 )
 from advanced_alchemy.types import BigIntIdentity, DateTimeUTC
-from litestar.datastructures import State
 from sqlalchemy import Boolean, Integer, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -189,16 +187,6 @@ async def read_connection(config: SQLAlchemyAsyncConfig) -> AsyncIterator[AsyncC
     (under READ COMMITTED a page's statements see separate snapshots either way)."""
     async with config.get_engine().connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        yield connection
-
-
-async def provide_read_connection(state: State) -> AsyncIterator[AsyncConnection]:
-    """The ``db_connection`` dependency: a :func:`read_connection` of its own for the length of the request.
-
-    The engine comes from the app state rather than from another dependency, so resolving this one
-    costs no batch of dependencies that Litestar would gather in a task group.
-    """
-    async with read_connection(state.sqlalchemy_config) as connection:
         yield connection
 
 

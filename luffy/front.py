@@ -5,8 +5,9 @@ framework (routing, middleware, dependency injection, the response pipeline) cos
 work of the bare-ASGI floor for it (``bench/results.md``). The front sits outside the Litestar app
 (``luffy.asgi``) and takes a request only when it can answer exactly as the app would:
 
-- a GET of one of the cached routes (:data:`CACHED_ROUTES`), with no query string unless the
-  route says which it reads;
+- a GET of one of the cached replies: the banner list, the categories, a course, its chapters
+  (``course=<id>``) and the course pages that ``luffy.course.cache`` keeps, each spelled as the
+  app would cache it (:func:`cached_reply`);
 - whose reply is in the cache. Otherwise (a miss, another route or method, Redis down, embedded
   mode without Redis) the request goes to the app unchanged, which reads the database and fills
   the cache. The app stays the single place that decides what a reply is; the front only replays it.
@@ -20,58 +21,79 @@ same hook), and the CORS headers Litestar's CORS middleware adds for the app's `
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Awaitable
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from luffy.home.services import CACHE_ERRORS, CacheOutage, cached_banner_reply
+from luffy.cache import CACHE_ERRORS, CacheOutage
+from luffy.course import cache as catalogue_cache
+from luffy.home.services import cached_banner_reply
 from luffy.http import security_headers
+from luffy.responses import requested_path
 from luffy.settings import Settings
 
 logger = logging.getLogger("luffy.front")
 
-CachedReply = Callable[[Redis, Settings], Awaitable[bytes | None]]
-
-
-@dataclass(frozen=True)
-class CachedRoute:
-    path: str
-    reply: CachedReply
-
-
-CACHED_ROUTES = (CachedRoute("/api/v1/home/banner/", cached_banner_reply),)
+API = "/api/v1"
+BANNER_PATH = f"{API}/home/banner/"
+CATEGORIES_PATH = f"{API}/course/category/"
+COURSE_LIST_PATHS = frozenset(f"{API}/course/{name}/" for name in ("actual", "list", "search"))
+CHAPTERS_PATH = f"{API}/course/chapter/"
+# Ids as the app writes them (no sign, no leading zero, at most MAX_ID's 16 digits); any other
+# spelling goes to the app, which parses it.
+COURSE_DETAIL = re.compile(rf"{API}/course/(?:actual|list)/([1-9][0-9]{{0,15}})/")
+CHAPTERS_QUERY = re.compile(r"course=([1-9][0-9]{0,15})")
 JSON_HEADERS = ((b"content-type", b"application/json"),)
 
 
+def cached_reply(redis: Redis, scope: Scope) -> Awaitable[bytes | None] | None:
+    """The lookup of a GET's cached reply, or ``None`` when the front leaves that request to the app."""
+    path = scope["path"]
+    query = scope["query_string"].decode("latin-1")
+    if path in COURSE_LIST_PATHS:
+        field = catalogue_cache.page_field(requested_path(scope), query)
+        return None if field is None else catalogue_cache.cached(redis, field)
+    if not query:
+        if path == BANNER_PATH:
+            return cached_banner_reply(redis)
+        if path == CATEGORIES_PATH:
+            return catalogue_cache.cached(redis, catalogue_cache.CATEGORIES_FIELD)
+        if match := COURSE_DETAIL.fullmatch(path):
+            return catalogue_cache.cached(redis, catalogue_cache.course_field(int(match.group(1))))
+    if path == CHAPTERS_PATH and (match := CHAPTERS_QUERY.fullmatch(query)):
+        return catalogue_cache.cached(redis, catalogue_cache.chapters_field(int(match.group(1))))
+    return None
+
+
 class CachedReplyFront:
-    """An ASGI app: cached replies of :data:`CACHED_ROUTES` from Redis, everything else to ``app``."""
+    """An ASGI app: the replies :func:`cached_reply` finds in Redis, everything else to ``app``."""
 
     def __init__(self, app: Litestar, settings: Settings) -> None:
         self.app = app
-        self.settings = settings
-        self.routes = {route.path: route for route in CACHED_ROUTES}
-        self.outage = CacheOutage()
+        self.outage = CacheOutage("reply cache")
         self._add_security_headers = security_headers(settings)
         self.cors = app.cors_config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:  # type: ignore[typeddict-item]
-            route = self.routes.get(scope["path"])
+        if scope["type"] == "http" and scope["method"] == "GET" and not self.outage.ongoing:  # type: ignore[typeddict-item]
             redis: Redis | None = self.app.state.get("redis")
-            if route is not None and redis is not None and not self.outage.ongoing:
-                body = await self._cached(route, redis)
+            if redis is not None:
+                body = await self._cached(redis, scope)
                 if body is not None:
                     await self._reply(scope, body, send)
                     return
         await self.app(scope, receive, send)
 
-    async def _cached(self, route: CachedRoute, redis: Redis) -> bytes | None:
+    async def _cached(self, redis: Redis, scope: Scope) -> bytes | None:
+        lookup = cached_reply(redis, scope)
+        if lookup is None:
+            return None
         try:
-            return await route.reply(redis, self.settings)
+            return await lookup
         except CACHE_ERRORS as exc:
             self.outage.record(exc)
             return None

@@ -15,7 +15,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ExceptionHandlersMap, Scope
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -90,11 +90,15 @@ def page_url(request: Request[Any, Any, Any], page: int) -> str:
     params = [(key, value) for key, value in query if key != "page"]
     if page > 1:
         params.append(("page", str(page)))
-    # Litestar's router strips the trailing slash from ``path``; the link keeps the path as requested.
-    raw_path: bytes | None = request.scope.get("raw_path")
-    path = raw_path.decode("latin-1").partition("?")[0] if raw_path else request.url.path
     query_string = urlencode(params)
-    return f"{request.app.state.settings.backend_url}{path}{'?' if query_string else ''}{query_string}"
+    url = request.app.state.settings.backend_url + requested_path(request.scope)
+    return f"{url}?{query_string}" if query_string else url
+
+
+def requested_path(scope: Scope) -> str:
+    """The path as the client sent it: Litestar's router strips the trailing slash from ``path``."""
+    raw_path: bytes | None = scope.get("raw_path")
+    return raw_path.decode("latin-1").partition("?")[0] if raw_path else scope["path"]
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:

@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 
 from luffy.app import create_app
 from luffy.asgi import build
+from luffy.course.cache import PAGES_KEY
 from luffy.front import CachedReplyFront
 from luffy.home.services import BANNER_CACHE_KEY
 from luffy.settings import Settings
@@ -25,7 +26,16 @@ from tests.support.sqlcount import count_statements
 
 BASE_URL = "http://testserver.local"
 ALLOWED_ORIGIN = "http://localhost:8080"
-HOT_PATHS = ["/api/v1/home/banner/"]
+HOT_PATHS = [
+    "/api/v1/home/banner/",
+    "/api/v1/course/category/",
+    "/api/v1/course/actual/1/",
+    "/api/v1/course/list/2/",
+    "/api/v1/course/chapter/?course=1",
+    "/api/v1/course/actual/",
+    "/api/v1/course/actual/?page_size=1&page=2",
+    "/api/v1/course/list/?ordering=-price&course_category=1",
+]
 REQUEST_HEADERS: list[dict[str, str]] = [
     {},
     {"Origin": ALLOWED_ORIGIN},
@@ -63,16 +73,34 @@ async def app_replies(settings: Settings, requests: list[tuple[str, str, dict[st
         return [await client.request(method, url, headers=headers) for method, url, headers in requests]
 
 
+@pytest.fixture
+def app_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the HTTP requests that reached a Litestar app (the front answers the others)."""
+    calls: list[str] = []
+    original = Litestar.__call__
+
+    async def recording(self: Litestar, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            calls.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(Litestar, "__call__", recording)
+    return calls
+
+
 def comparable(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
     headers = sorted((name.lower(), value) for name, value in response.headers.items() if name not in VARYING_HEADERS)
     return response.status_code, response.content, headers
 
 
 @pytest.mark.parametrize("path", HOT_PATHS)
-async def test_a_hit_is_the_apps_own_reply_byte_for_byte_with_its_headers(front_settings: Settings, path: str) -> None:
+async def test_a_hit_is_the_apps_own_reply_byte_for_byte_with_its_headers(
+    front_settings: Settings, path: str, app_calls: list[str]
+) -> None:
     from_app = await app_replies(front_settings, [("GET", path, headers) for headers in REQUEST_HEADERS])
     served = build(front_settings)
     assert isinstance(served, CachedReplyFront)
+    app_calls.clear()
     async with AsyncTestClient(app=served, base_url=BASE_URL) as client:  # type: ignore[arg-type]
         engine = served.app.state.sqlalchemy_config.get_engine()
         for headers, app_reply in zip(REQUEST_HEADERS, from_app, strict=True):
@@ -81,6 +109,7 @@ async def test_a_hit_is_the_apps_own_reply_byte_for_byte_with_its_headers(front_
             assert statements == []
             assert comparable(from_front) == comparable(app_reply), headers
             assert from_front.status_code == 200
+    assert app_calls == []
 
 
 async def test_a_miss_goes_to_the_app_which_fills_the_cache_for_the_next_request(
@@ -116,15 +145,23 @@ async def test_an_unreadable_cached_value_goes_to_the_app_which_rebuilds_it(
         ("GET", "/api/v1/home/banner/?page=2", 200),
         ("GET", "/api/v1/home/banner", 200),
         ("HEAD", "/api/v1/home/banner/", 405),
+        ("GET", "/api/v1/course/actual/01/", 200),
+        ("GET", "/api/v1/course/category/?x=1", 200),
+        ("GET", "/api/v1/course/chapter/?course=1&x=2", 200),
+        ("GET", "/api/v1/course/actual/?search=Python", 200),
+        ("GET", "/api/v1/course/actual/?page=2&page_size=1&page_size=1", 200),
     ],
 )
 async def test_other_methods_query_strings_and_spellings_are_the_apps_to_answer(
-    front_settings: Settings, method: str, url: str, status: int
+    front_settings: Settings, method: str, url: str, status: int, app_calls: list[str]
 ) -> None:
-    # The first request fills the cache: only the front's rules keep the others from a replay.
-    _filled, from_app = await app_replies(front_settings, [("GET", "/api/v1/home/banner/", {}), (method, url, {})])
+    # The first requests fill the caches: only the front's rules keep the others from a replay.
+    fill = [("GET", path, {}) for path in HOT_PATHS]
+    *_filled, from_app = await app_replies(front_settings, [*fill, (method, url, {})])
+    app_calls.clear()
     async with AsyncTestClient(app=build(front_settings), base_url=BASE_URL) as client:  # type: ignore[arg-type]
         from_front = await client.request(method, url)
+    assert app_calls == [url.partition("?")[0]]
     assert from_front.status_code == from_app.status_code == status
     assert from_front.content == from_app.content
 
@@ -141,3 +178,31 @@ async def test_with_redis_down_the_app_answers_from_the_database(
 
 def test_embedded_mode_serves_the_app_itself(seeded: Settings) -> None:
     assert isinstance(build(seeded), Litestar)
+
+
+async def test_course_pages_are_cached_per_request_target_with_their_own_links(front_settings: Settings) -> None:
+    first, second = await app_replies(
+        front_settings,
+        [("GET", "/api/v1/course/actual/?page_size=1", {}), ("GET", "/api/v1/course/list/?page_size=1", {})],
+    )
+    assert first.json()["next"] == "http://testserver.local/api/v1/course/actual/?page_size=1&page=2"
+    assert second.json()["next"] == "http://testserver.local/api/v1/course/list/?page_size=1&page=2"
+    async with AsyncTestClient(app=build(front_settings), base_url=BASE_URL) as client:  # type: ignore[arg-type]
+        assert (await client.get("/api/v1/course/actual/?page_size=1")).content == first.content
+        assert (await client.get("/api/v1/course/list/?page_size=1")).content == second.content
+
+
+async def test_an_empty_page_is_not_cached(front_settings: Settings, redis_client: redis.Redis) -> None:
+    (reply,) = await app_replies(front_settings, [("GET", "/api/v1/course/actual/?course_category=987654", {})])
+    assert reply.json()["count"] == 0
+    assert redis_client.hlen(PAGES_KEY) == 0
+
+
+async def test_the_page_cache_stops_growing_at_its_bound(
+    front_settings: Settings, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("luffy.course.cache.MAX_CACHED_PAGES", 3)
+    urls = [f"/api/v1/course/actual/?page_size={size}" for size in range(1, 6)]
+    replies = await app_replies(front_settings, [("GET", url, {}) for url in urls])
+    assert all(reply.status_code == 200 for reply in replies)
+    assert redis_client.hlen(PAGES_KEY) == 3

@@ -20,7 +20,7 @@ from luffy.cache import make_cache_store
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.home.models import Banner
 from luffy.home.schemas import BannerChanges
-from luffy.home.services import BANNER_CACHE_KEY, CACHE_RETRY_SECONDS, CacheOutage, refresh_banner_cache
+from luffy.home.services import BANNER_CACHE_KEY, refresh_banner_cache
 from luffy.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.support.processes import run_luffy
@@ -183,12 +183,14 @@ class Records(logging.Handler):
 
 @pytest.fixture
 def home_log() -> Iterator[Records]:
-    """What ``luffy.home`` logs (Litestar's logging config routes records past pytest's caplog)."""
+    """What ``luffy.home`` and ``luffy.cache`` log (Litestar's logging config routes records past pytest's caplog)."""
     records = Records()
-    logger = logging.getLogger("luffy.home")
-    logger.addHandler(records)
+    loggers = [logging.getLogger("luffy.home"), logging.getLogger("luffy.cache")]
+    for logger in loggers:
+        logger.addHandler(records)
     yield records
-    logger.removeHandler(records)
+    for logger in loggers:
+        logger.removeHandler(records)
 
 
 async def test_redis_unreachable_answers_from_the_database(
@@ -205,17 +207,6 @@ async def test_redis_unreachable_answers_from_the_database(
     assert len(warnings) == 1  # once per outage pause, not once per request
     assert health.status_code == 503
     assert health.json() == {"status": "down", "database": "ok", "cache": "down", "broker": "down"}
-
-
-def test_an_outage_pauses_the_cache_then_lets_it_be_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = 1000.0
-    monkeypatch.setattr("luffy.home.services.time.monotonic", lambda: now)
-    outage = CacheOutage()
-    assert not outage.ongoing
-    outage.record(ConnectionError("refused"))
-    assert outage.ongoing
-    now += CACHE_RETRY_SECONDS
-    assert not outage.ongoing
 
 
 async def test_embedded_mode_caches_in_the_data_dir(seeded: Settings) -> None:

@@ -41,8 +41,17 @@ from luffy.cache import CACHE_ERRORS, CacheOutage
 from luffy.settings import Settings
 
 CATALOGUE_KEY = "luffy:catalogue"
+PAGES_KEY = "luffy:catalogue:pages"
 EPOCH_KEY = "luffy:catalogue:epoch"
 CATEGORIES_FIELD = "categories"
+PAGE_FIELD_PREFIX = "page:"
+# Course pages are cached per request target, which a client can vary at will (parameter order,
+# page sizes that clamp alike): their hash stops taking new pages at this many fields, so it holds
+# at most a few tens of MB whatever is asked, and the first (hottest) pages asked are the ones kept.
+MAX_CACHED_PAGES = 1_000
+# Pages past this are left to the database: deep pages are rare, and each would be a field.
+MAX_CACHED_PAGE_NUMBER = 50
+PAGE_PARAMETERS = frozenset({"course_category", "ordering", "page", "page_size", "size"})
 
 Read = Callable[[], Awaitable[bytes | None]]
 
@@ -54,12 +63,13 @@ return tonumber(redis.call('GET', KEYS[2]) or '0')
 """
 _FILL = """
 if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+if tonumber(ARGV[5]) > 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 return 1
 """
 _INVALIDATE = """
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 return redis.call('INCR', KEYS[2])
 """
 
@@ -72,9 +82,42 @@ def chapters_field(course_id: int) -> str:
     return f"chapters:{course_id}"
 
 
+def page_field(target: str, query: str) -> str | None:
+    """The field of a course page's reply, or ``None`` when that page is not to be cached.
+
+    The reply's ``next``/``previous`` links repeat the request's path and query, so the field is
+    the request target as sent. Only the list's own parameters, each once, without a search (a
+    search is any string) and within the first :data:`MAX_CACHED_PAGE_NUMBER` pages.
+    """
+    names = []
+    for pair in query.split("&") if query else ():
+        name, _, value = pair.partition("=")
+        if name not in PAGE_PARAMETERS or (
+            name == "page" and not (value.isdigit() and int(value) <= MAX_CACHED_PAGE_NUMBER)
+        ):
+            return None
+        names.append(name)
+    if len(names) != len(set(names)):
+        return None
+    return f"{PAGE_FIELD_PREFIX}{target}?{query}"
+
+
+def _hash_of(field: str) -> tuple[str, int]:
+    """The hash holding ``field`` and the most fields a fill may grow it to (0: no bound)."""
+    if field.startswith(PAGE_FIELD_PREFIX):
+        return PAGES_KEY, MAX_CACHED_PAGES
+    return CATALOGUE_KEY, 0
+
+
+async def cached(redis: Redis, field: str) -> bytes | None:
+    """The reply cached under ``field``, if any: one round trip, nothing filled."""
+    found = await redis.hget(_hash_of(field)[0], field)
+    return found if isinstance(found, bytes) else None
+
+
 class CatalogueCache(Protocol):
-    async def reply(self, field: str, read: Read) -> bytes | None:
-        """The reply cached under ``field``, else ``read()``'s (cached when it is not ``None``)."""
+    async def reply(self, field: str, read: Read, *, keep: Callable[[], bool] | None = None) -> bytes | None:
+        """The reply cached under ``field``, else ``read()``'s: cached when it is not ``None`` and ``keep()`` agrees."""
         ...
 
     async def invalidate(self) -> None:
@@ -89,7 +132,7 @@ class CatalogueCache(Protocol):
 class NoCatalogueCache:
     """Embedded mode: every read goes to the (local) database, so there is nothing to invalidate."""
 
-    async def reply(self, field: str, read: Read) -> bytes | None:
+    async def reply(self, field: str, read: Read, *, keep: Callable[[], bool] | None = None) -> bytes | None:
         return await read()
 
     async def invalidate(self) -> None:
@@ -104,26 +147,27 @@ class RedisCatalogueCache:
         self._fill = redis.register_script(_FILL)
         self._invalidate = redis.register_script(_INVALIDATE)
 
-    async def reply(self, field: str, read: Read) -> bytes | None:
+    async def reply(self, field: str, read: Read, *, keep: Callable[[], bool] | None = None) -> bytes | None:
         if self.outage.ongoing:
             return await read()
+        key, most_fields = _hash_of(field)
         try:
-            found = await self._get(keys=[CATALOGUE_KEY, EPOCH_KEY], args=[field])
+            found = await self._get(keys=[key, EPOCH_KEY], args=[field])
         except CACHE_ERRORS as exc:
             self.outage.record(exc)
             return await read()
         if isinstance(found, bytes):
             return found
         body = await read()
-        if body is not None:
+        if body is not None and (keep is None or keep()):
             try:
-                await self._fill(keys=[CATALOGUE_KEY, EPOCH_KEY], args=[found, field, body, self.ttl_seconds])
+                await self._fill(keys=[key, EPOCH_KEY], args=[found, field, body, self.ttl_seconds, most_fields])
             except CACHE_ERRORS as exc:
                 self.outage.record(exc)
         return body
 
     async def invalidate(self) -> None:
-        await self._invalidate(keys=[CATALOGUE_KEY, EPOCH_KEY])
+        await self._invalidate(keys=[CATALOGUE_KEY, EPOCH_KEY, PAGES_KEY])
 
 
 def make_catalogue_cache(redis: Redis | None, settings: Settings) -> CatalogueCache:

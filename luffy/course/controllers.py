@@ -8,12 +8,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from luffy.course.cache import CATEGORIES_FIELD, chapters_field, course_field
+from luffy.course.cache import CATEGORIES_FIELD, chapters_field, course_field, page_field
 from luffy.course.schemas import CategoryList, ChapterItem, CourseDetail, CoursePage
 from luffy.course.services import (
     COURSE_NOT_FOUND,
@@ -29,17 +27,12 @@ from luffy.course.services import (
 )
 from luffy.db import read_connection
 from luffy.errors import NotFound
-from luffy.responses import error_responses, page_url
+from luffy.responses import error_responses, page_url, requested_path
 
 NO_NUL = r"^[^\x00]*$"
 _ORDER_TERM = rf"\s*-?({'|'.join(ORDERING_FIELDS)})\s*"
 # Documented in the OpenAPI schema only: the parser enforces it, with a message that names the field.
 ORDERING_PATTERN = rf"^({_ORDER_TERM}(,{_ORDER_TERM})*)?$"
-
-
-def provide_catalogue(state: State, db_connection: NamedDependency[AsyncConnection]) -> CourseCatalogue:
-    """The catalogue reads on the request's autocommit connection (``luffy.db.provide_read_connection``)."""
-    return CourseCatalogue(db_connection, state.settings)
 
 
 async def cached_reply(
@@ -141,7 +134,6 @@ def _page_reply(request: Request[Any, Any, Any], result: CoursePageResult) -> Co
 class CourseController(Controller):
     path = "/course"
     tags = ["courses"]
-    dependencies = {"catalogue": Provide(provide_catalogue, sync_to_thread=False)}
 
     @get(
         "/category/",
@@ -154,21 +146,33 @@ class CourseController(Controller):
     @get(
         ["/actual/", "/list/", "/search/"],
         summary="A page of visible courses: filter, search, ordering, pagination",
-        responses=error_responses(400, 404),
+        responses={**reply_spec(CoursePage, "The page"), **error_responses(400, 404)},
     )
     async def course_list(
         self,
         request: Request[Any, Any, Any],
-        catalogue: NamedDependency[CourseCatalogue],
+        state: State,
         course_category: CategoryParameter = None,
         ordering: OrderingParameter = None,
         search: SearchParameter = None,
         page: PageParameter = 1,
         page_size: PageSizeParameter = None,
         size: SizeParameter = None,
-    ) -> CoursePage:
+    ) -> Response[bytes]:
         query = course_query(course_category, ordering, search, page, page_size, size)
-        return _page_reply(request, await catalogue.course_page(query))
+        found_courses = False
+
+        async def read() -> bytes:
+            nonlocal found_courses
+            async with read_connection(state.sqlalchemy_config) as connection:
+                result = await CourseCatalogue(connection, state.settings).course_page(query)
+            found_courses = result.count > 0
+            return msgspec.json.encode(_page_reply(request, result))
+
+        # Empty pages are not kept: any category id gives one, and they would only fill the hash.
+        field = page_field(requested_path(request.scope), request.scope["query_string"].decode("latin-1"))
+        body = await (read() if field is None else state.catalogue_cache.reply(field, read, keep=lambda: found_courses))
+        return Response(body, media_type=MediaType.JSON)
 
     @get(
         ["/actual/{course_id:int}/", "/list/{course_id:int}/"],

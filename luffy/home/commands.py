@@ -39,7 +39,8 @@ OrdersOption = Annotated[int | None, typer.Option(help="Display order (smaller f
 
 async def refresh_banners(ctx: CommandContext) -> list[BannerItem] | None:
     """Rewrite the banner cache after a committed write; ``None`` (and a message) when the cache is down."""
-    from luffy.home.services import CACHE_ERRORS, refresh_banner_cache
+    from luffy.cache import CACHE_ERRORS
+    from luffy.home.services import refresh_banner_cache
 
     try:
         cache = await ctx.cache()

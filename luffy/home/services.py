@@ -9,54 +9,26 @@ expires after two intervals, so a missed refresh heals itself on the next read.
 from __future__ import annotations
 
 import logging
-import time
 
 import msgspec
 from advanced_alchemy.filters import LimitOffset
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from litestar.stores.base import Store
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from luffy.cache import CACHE_ERRORS, CacheOutage
 from luffy.home.models import Banner
 from luffy.home.schemas import BannerChanges, BannerItem
 from luffy.responses import ListResult
 from luffy.settings import Settings
 
 BANNER_CACHE_KEY = "home_banner_list"
-# What a store raises when its backend is down: Redis errors, or the file system's.
-CACHE_ERRORS = (RedisError, OSError, TimeoutError)
-CACHE_RETRY_SECONDS = 5.0
 
 logger = logging.getLogger("luffy.home")
 _decode_banners = msgspec.json.Decoder(list[BannerItem]).decode
 # The reply's envelope around the cached list, as the endpoint encodes it: ``{"code":100,...,"result":`` + list + ``}``.
 _REPLY_HEAD, _, _REPLY_TAIL = msgspec.json.encode(ListResult[BannerItem](result=[])).rpartition(b"[]")
-
-
-class CacheOutage:
-    """Remembers that the cache just failed: it is skipped for ``CACHE_RETRY_SECONDS``.
-
-    During an outage a request then costs no connection attempt, and the warning is logged once
-    per pause instead of once per request. One per application (``app.state``).
-    """
-
-    def __init__(self) -> None:
-        self._skip_until = 0.0
-
-    @property
-    def ongoing(self) -> bool:
-        return time.monotonic() < self._skip_until
-
-    def record(self, exc: BaseException) -> None:
-        logger.warning(
-            "banner cache unreachable (%s: %s); answering from the database for the next %.0f s",
-            type(exc).__name__,
-            exc,
-            CACHE_RETRY_SECONDS,
-        )
-        self._skip_until = time.monotonic() + CACHE_RETRY_SECONDS
 
 
 class BannerRepository(SQLAlchemyAsyncRepository[Banner]):
@@ -122,7 +94,7 @@ async def cached_banners(
     return banners
 
 
-async def cached_banner_reply(redis: Redis, _settings: Settings) -> bytes | None:
+async def cached_banner_reply(redis: Redis) -> bytes | None:
     """The endpoint's whole reply around the cached list, without decoding it; ``None`` on a miss.
 
     A value that is not a JSON array is left to the endpoint, which rebuilds it.

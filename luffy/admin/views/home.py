@@ -12,10 +12,11 @@ from starlette.requests import Request
 
 from luffy.admin.site import admin_context
 from luffy.admin.views.base import SoftDeleteView, labels
+from luffy.cache import CACHE_ERRORS
 from luffy.errors import Conflict, InvalidInput, NotFound
 from luffy.home.models import Banner
 from luffy.home.schemas import BannerChanges
-from luffy.home.services import CACHE_ERRORS, add_banner, change_banner, delete_banner, refresh_banner_cache
+from luffy.home.services import add_banner, change_banner, delete_banner, refresh_banner_cache
 
 logger = logging.getLogger("luffy.admin")
 FIELDS = ("title", "image", "link", "info", "orders", "is_show")

@@ -230,6 +230,16 @@ async def test_luffy_seed_clears_the_cache_after_its_writes(
     assert len((await _json(api, f"{API}/category/"))["result"]) > 2  # the demo catalogue's categories
 
 
+def test_luffy_seed_with_redis_unreachable_seeds_and_says_the_cache_was_not_cleared(
+    seeded: Settings, tmp_path: Path
+) -> None:
+    env = {**operator_env(seeded.database_url, tmp_path), "LUFFY_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = run_luffy(env, "seed")
+    assert result.returncode == 1
+    assert "seed rows upserted" in result.stdout
+    assert "the catalogue cache could not be cleared" in " ".join(result.stderr.split())
+
+
 @pytest.fixture
 async def admin(api: Client, production: Settings) -> Client:
     await make_users(production)

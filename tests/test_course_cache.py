@@ -121,6 +121,18 @@ async def test_cached_replies_are_the_replies_without_a_cache(
     assert (detail["code"], detail["msg"], detail["id"], detail["teacher"]["id"]) == (100, "成功", 2, 2)
 
 
+async def test_the_openapi_document_describes_the_cached_replies_as_before(api: Client) -> None:
+    paths = (await _json(api, "/schema/openapi.json"))["paths"]
+
+    def success_schema(path: str) -> Any:
+        return paths[f"{API}{path}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+
+    assert success_schema("/category") == {"$ref": "#/components/schemas/ListResult_luffy.course.schemas.CategoryItem_"}
+    for path in ("/actual/{course_id}", "/list/{course_id}"):
+        assert success_schema(path) == {"$ref": "#/components/schemas/CourseDetail"}
+    assert success_schema("/chapter") == {"type": "array", "items": {"$ref": "#/components/schemas/ChapterItem"}}
+
+
 async def test_an_unknown_course_is_a_404_and_is_not_cached(api: Client, redis: Redis) -> None:
     for path, params in [(f"{API}/actual/999999/", {}), (f"{API}/chapter/", {"course": 999999})]:
         for _ in range(2):

@@ -20,10 +20,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from luffy.admin.views import VIEWS
+from luffy.admin.views.catalogue import CatalogueView
 from luffy.app import create_app
 from luffy.cache import CACHE_RETRY_SECONDS, CacheOutage
 from luffy.course.cache import CATALOGUE_KEY, CATEGORIES_FIELD, EPOCH_KEY, RedisCatalogueCache, course_field
-from luffy.course.models import Course
+from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.settings import Settings
 from tests.support.admin_support import STAFF, form_values, log_in, make_users, page_token
 from tests.support.processes import operator_env, run_luffy
@@ -250,6 +252,15 @@ def test_luffy_seed_with_redis_unreachable_seeds_and_says_the_cache_was_not_clea
     assert result.returncode == 1
     assert "seed rows upserted" in result.stdout
     assert "the catalogue cache could not be cleared" in " ".join(result.stderr.split())
+
+
+def test_every_admin_view_of_a_catalogue_table_clears_the_cache() -> None:
+    catalogue_tables = {
+        model.__tablename__ for model in (Course, CourseCategory, CourseChapter, CourseSection, Teacher)
+    }
+    views = {view.model.__tablename__: view for view in VIEWS}
+    assert catalogue_tables <= set(views)
+    assert [name for name in catalogue_tables if not issubclass(views[name], CatalogueView)] == []
 
 
 @pytest.fixture

@@ -170,6 +170,23 @@ async def test_a_fill_that_raced_a_write_is_dropped(production: Settings, redis:
     assert int(await redis.get(EPOCH_KEY)) == 1
 
 
+async def test_with_the_database_down_cached_replies_are_still_served(
+    production: Settings, redis_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    requests: list[tuple[str, dict[str, Any]]] = [
+        (f"{API}/category/", {}),
+        (f"{API}/actual/1/", {}),
+        (f"{API}/chapter/", {"course": 1}),
+    ]
+    async with AsyncTestClient(app=create_app(production), base_url=BASE_URL) as api:
+        cached = [await _body(api, path, **params) for path, params in requests]
+    unreachable = f"postgresql+asyncpg://luffy:luffy@127.0.0.1:{free_port()}/luffy"
+    database_down = make_settings(unreachable, redis_url, LUFFY_DB_POOL_TIMEOUT_SECONDS="1")
+    async with AsyncTestClient(app=create_app(database_down), base_url=BASE_URL) as api:
+        assert [await _body(api, path, **params) for path, params in requests] == cached
+        assert (await api.get(f"{API}/actual/2/")).status_code == 503  # not cached: the database is needed
+
+
 class Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

@@ -132,7 +132,9 @@ def run_the_admin(page: Page, context: BrowserContext, base: str, env: dict[str,
     assert cookie["httpOnly"]
     assert cookie["sameSite"] == "Strict"
 
-    # A category, a course in it, a chapter of the course and a section of the chapter.
+    # A category, a course in it, a chapter of the course and a section of the chapter. The API's
+    # catalogue cache is filled before the changes, so the replies below show that the admin clears it.
+    assert "浏览器分类" not in [category["name"] for category in api.get("/api/v1/course/category/").json()["result"]]
     page.goto(f"{base}/admin/course-category/create")
     page.fill("#name", "浏览器分类")
     page.fill("#orders", "1")
@@ -157,6 +159,11 @@ def run_the_admin(page: Page, context: BrowserContext, base: str, env: dict[str,
     page.fill("#name", "第一章 入门")
     save(page)
     page.wait_for_url(re.compile(r".*/course-chapter/list"))
+    (created,) = [
+        item for item in api.get("/api/v1/course/actual/").json()["results"] if item["name"] == "浏览器里建的课"
+    ]
+    before_section = api.get("/api/v1/course/chapter/", params={"course": created["id"]}).json()
+    assert [chapter["coursesections"] for chapter in before_section] == [[]]
 
     page.goto(f"{base}/admin/course-section/create")
     pick(page, "chapter", "第一章 入门")

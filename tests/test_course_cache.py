@@ -20,10 +20,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from luffy.admin.views import VIEWS
+from luffy.admin.views.catalogue import CatalogueView
 from luffy.app import create_app
 from luffy.cache import CACHE_RETRY_SECONDS, CacheOutage
 from luffy.course.cache import CATALOGUE_KEY, CATEGORIES_FIELD, EPOCH_KEY, RedisCatalogueCache, course_field
-from luffy.course.models import Course
+from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.settings import Settings
 from tests.support.admin_support import STAFF, form_values, log_in, make_users, page_token
 from tests.support.processes import operator_env, run_luffy
@@ -121,6 +123,18 @@ async def test_cached_replies_are_the_replies_without_a_cache(
     assert (detail["code"], detail["msg"], detail["id"], detail["teacher"]["id"]) == (100, "成功", 2, 2)
 
 
+async def test_the_openapi_document_describes_the_cached_replies_as_before(api: Client) -> None:
+    paths = (await _json(api, "/schema/openapi.json"))["paths"]
+
+    def success_schema(path: str) -> Any:
+        return paths[f"{API}{path}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+
+    assert success_schema("/category") == {"$ref": "#/components/schemas/ListResult_luffy.course.schemas.CategoryItem_"}
+    for path in ("/actual/{course_id}", "/list/{course_id}"):
+        assert success_schema(path) == {"$ref": "#/components/schemas/CourseDetail"}
+    assert success_schema("/chapter") == {"type": "array", "items": {"$ref": "#/components/schemas/ChapterItem"}}
+
+
 async def test_an_unknown_course_is_a_404_and_is_not_cached(api: Client, redis: Redis) -> None:
     for path, params in [(f"{API}/actual/999999/", {}), (f"{API}/chapter/", {"course": 999999})]:
         for _ in range(2):
@@ -154,6 +168,23 @@ async def test_a_fill_that_raced_a_write_is_dropped(production: Settings, redis:
     assert await cache.reply(CATEGORIES_FIELD, fresh) == b'{"fresh":true}'
     assert await redis.hget(CATALOGUE_KEY, CATEGORIES_FIELD) == b'{"fresh":true}'
     assert int(await redis.get(EPOCH_KEY)) == 1
+
+
+async def test_with_the_database_down_cached_replies_are_still_served(
+    production: Settings, redis_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    requests: list[tuple[str, dict[str, Any]]] = [
+        (f"{API}/category/", {}),
+        (f"{API}/actual/1/", {}),
+        (f"{API}/chapter/", {"course": 1}),
+    ]
+    async with AsyncTestClient(app=create_app(production), base_url=BASE_URL) as api:
+        cached = [await _body(api, path, **params) for path, params in requests]
+    unreachable = f"postgresql+asyncpg://luffy:luffy@127.0.0.1:{free_port()}/luffy"
+    database_down = make_settings(unreachable, redis_url, LUFFY_DB_POOL_TIMEOUT_SECONDS="1")
+    async with AsyncTestClient(app=create_app(database_down), base_url=BASE_URL) as api:
+        assert [await _body(api, path, **params) for path, params in requests] == cached
+        assert (await api.get(f"{API}/actual/2/")).status_code == 503  # not cached: the database is needed
 
 
 class Records(logging.Handler):
@@ -228,6 +259,25 @@ async def test_luffy_seed_clears_the_cache_after_its_writes(
     assert seeded.returncode == 0, seeded.stderr
     assert (await _json(api, f"{API}/actual/1/"))["name"] == "Python开发21天入门"
     assert len((await _json(api, f"{API}/category/"))["result"]) > 2  # the demo catalogue's categories
+
+
+def test_luffy_seed_with_redis_unreachable_seeds_and_says_the_cache_was_not_cleared(
+    seeded: Settings, tmp_path: Path
+) -> None:
+    env = {**operator_env(seeded.database_url, tmp_path), "LUFFY_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = run_luffy(env, "seed")
+    assert result.returncode == 1
+    assert "seed rows upserted" in result.stdout
+    assert "the catalogue cache could not be cleared" in " ".join(result.stderr.split())
+
+
+def test_every_admin_view_of_a_catalogue_table_clears_the_cache() -> None:
+    catalogue_tables = {
+        model.__tablename__ for model in (Course, CourseCategory, CourseChapter, CourseSection, Teacher)
+    }
+    views = {view.model.__tablename__: view for view in VIEWS}
+    assert catalogue_tables <= set(views)
+    assert [name for name in catalogue_tables if not issubclass(views[name], CatalogueView)] == []
 
 
 @pytest.fixture

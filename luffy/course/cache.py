@@ -8,17 +8,19 @@ as the cached bytes, never decoded.
 
 Correctness:
 
-- Every catalogue write through Luffy (the admin's catalogue views, ``luffy seed``, ``luffy db
-  adopt``) calls :meth:`CatalogueCache.invalidate` after its commit: the epoch counter
-  ``luffy:catalogue:epoch`` goes up and the hash is deleted, in one script. Any write clears
-  everything: writes are rare, and no reply can then mix old and new rows.
+- Every catalogue write through Luffy (the admin's five catalogue views, ``luffy seed``) calls
+  :meth:`CatalogueCache.invalidate` after its commit: the epoch counter ``luffy:catalogue:epoch``
+  goes up and the hash is deleted, in one script. Any write clears everything: writes are rare,
+  and no reply can then mix old and new rows. (Nothing else writes these tables: orders read
+  courses, ``luffy db adopt`` changes no row.)
 - A miss reads the database and stores the reply only if the epoch is still the one it saw before
   the read, so a read that raced a write never puts the pre-write reply back after the write
   cleared it.
 - The hash expires ``LUFFY_CATALOGUE_CACHE_SECONDS`` after its first field was stored (the expiry
-  is set only when it has none), so a change made directly in the database shows within that.
-- A direct database edit, or a migration that rewrites catalogue rows, is not seen by Luffy:
-  ``luffy catalogue clear-cache`` shows it at once, else the expiry does.
+  is set only when it has none), so no reply is older than that.
+- A direct database edit, a migration that rewrites catalogue rows, or a writer that died between
+  its commit and its invalidation is not seen: ``luffy catalogue clear-cache`` shows it at once,
+  else the expiry does.
 - An unknown or invisible course is not cached: ids that were never courses cannot grow the hash,
   which holds at most the categories and two replies per visible course.
 - The replies hold absolute media URLs (``LUFFY_BACKEND_URL``): every API process sharing a Redis
@@ -140,9 +142,9 @@ class NoCatalogueCache:
 
 
 class RedisCatalogueCache:
-    def __init__(self, redis: Redis, ttl_seconds: int, outage: CacheOutage | None = None) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
         self.ttl_seconds = ttl_seconds
-        self.outage = outage or CacheOutage("catalogue cache")
+        self.outage = CacheOutage("catalogue cache")
         self._get = redis.register_script(_GET)
         self._fill = redis.register_script(_FILL)
         self._invalidate = redis.register_script(_INVALIDATE)

@@ -8,12 +8,12 @@ from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from litestar.types import ASGIApp
 
 from luffy.app import create_app
-from luffy.front import with_cached_reply_front
+from luffy.cached_replies import with_cached_replies
 from luffy.settings import Settings, get_settings
 
 
 def build(settings: Settings) -> ASGIApp:
-    app = with_cached_reply_front(create_app(settings), settings)
+    app = with_cached_replies(create_app(settings), settings)
     if settings.trusted_proxies:
         # Behind a reverse proxy the client address (per-IP limits) comes from X-Forwarded-For,
         # believed only on connections from these hosts or networks.

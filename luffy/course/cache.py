@@ -1,16 +1,18 @@
 """The catalogue's replies, cached as the exact bytes sent (production only).
 
-Categories, a course's detail and a course's chapters change only when an operator writes the
-catalogue, while they are read on every page view; so their encoded replies are kept in one Redis
-hash, ``luffy:catalogue``, fields ``categories``, ``course:<id>`` and ``chapters:<id>``. A hit is one
-round trip (a Lua script: the field, or on a miss the current epoch) and no SQL; the reply goes out
-as the cached bytes, never decoded.
+Categories, a course's detail, a course's chapters and the course pages change only when an
+operator writes the catalogue, while they are read on every page view; so their encoded replies are
+kept in Redis: the hash ``luffy:catalogue``, fields ``categories``, ``course:<id>`` and
+``chapters:<id>``, and the hash ``luffy:catalogue:pages``, one field per request target of a page
+(:func:`page_field` says which are kept; the hash is bounded by :data:`MAX_CACHED_PAGES`). A hit is
+one round trip (a Lua script: the field, or on a miss the current epoch; or a plain HGET from
+``luffy.cached_replies``) and no SQL; the reply goes out as the cached bytes, never decoded.
 
 Correctness:
 
 - Every catalogue write through Luffy (the admin's five catalogue views, ``luffy seed``) calls
   :meth:`CatalogueCache.invalidate` after its commit: the epoch counter ``luffy:catalogue:epoch``
-  goes up and the hash is deleted, in one script. Any write clears everything: writes are rare,
+  goes up and both hashes are deleted, in one script. Any write clears everything: writes are rare,
   and no reply can then mix old and new rows. (Nothing else writes these tables: orders read
   courses, ``luffy db adopt`` changes no row.)
 - A miss reads the database and stores the reply only if the epoch is still the one it saw before

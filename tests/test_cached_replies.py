@@ -1,4 +1,4 @@
-"""The cached-reply front (``luffy.front``): the app's own replies, replayed from Redis without the framework.
+"""The cached-reply front (``luffy.cached_replies``): the app's own replies, replayed from Redis without the framework.
 
 Every test serves ``luffy.asgi.build`` (what ``luffy serve`` runs) and holds the front's reply to
 the Litestar app's own reply for the same request: same status, bytes and headers.
@@ -17,8 +17,8 @@ from litestar.testing import AsyncTestClient
 
 from luffy.app import create_app
 from luffy.asgi import build
+from luffy.cached_replies import CachedReplies
 from luffy.course.cache import PAGES_KEY
-from luffy.front import CachedReplyFront
 from luffy.home.services import BANNER_CACHE_KEY
 from luffy.settings import Settings
 from tests.support.services import free_port
@@ -60,9 +60,9 @@ def front_settings(
 
 
 @pytest.fixture
-async def front(front_settings: Settings) -> AsyncIterator[tuple[CachedReplyFront, AsyncTestClient[Any]]]:
+async def front(front_settings: Settings) -> AsyncIterator[tuple[CachedReplies, AsyncTestClient[Any]]]:
     served = build(front_settings)
-    assert isinstance(served, CachedReplyFront)
+    assert isinstance(served, CachedReplies)
     async with AsyncTestClient(app=served, base_url=BASE_URL) as client:  # type: ignore[arg-type]
         yield served, client
 
@@ -99,7 +99,7 @@ async def test_a_hit_is_the_apps_own_reply_byte_for_byte_with_its_headers(
 ) -> None:
     from_app = await app_replies(front_settings, [("GET", path, headers) for headers in REQUEST_HEADERS])
     served = build(front_settings)
-    assert isinstance(served, CachedReplyFront)
+    assert isinstance(served, CachedReplies)
     app_calls.clear()
     async with AsyncTestClient(app=served, base_url=BASE_URL) as client:  # type: ignore[arg-type]
         engine = served.app.state.sqlalchemy_config.get_engine()
@@ -113,7 +113,7 @@ async def test_a_hit_is_the_apps_own_reply_byte_for_byte_with_its_headers(
 
 
 async def test_a_miss_goes_to_the_app_which_fills_the_cache_for_the_next_request(
-    front: tuple[CachedReplyFront, AsyncTestClient[Any]], redis_client: redis.Redis
+    front: tuple[CachedReplies, AsyncTestClient[Any]], redis_client: redis.Redis
 ) -> None:
     served, client = front
     engine = served.app.state.sqlalchemy_config.get_engine()
@@ -129,7 +129,7 @@ async def test_a_miss_goes_to_the_app_which_fills_the_cache_for_the_next_request
 
 
 async def test_an_unreadable_cached_value_goes_to_the_app_which_rebuilds_it(
-    front: tuple[CachedReplyFront, AsyncTestClient[Any]], redis_client: redis.Redis
+    front: tuple[CachedReplies, AsyncTestClient[Any]], redis_client: redis.Redis
 ) -> None:
     _served, client = front
     redis_client.set(BANNER_CACHE_KEY, b'{"not": "a list"}')

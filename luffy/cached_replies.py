@@ -1,8 +1,8 @@
-"""The cached-reply front: the hottest GETs answered from their encoded replies in Redis, before Litestar runs.
+"""Cached replies, answered before the framework: the hottest GETs served from their encoded replies in Redis.
 
 Why it exists: a cache hit is one Redis round trip and a few hundred bytes, yet going through the
 framework (routing, middleware, dependency injection, the response pipeline) cost three times the
-work of the bare-ASGI floor for it (``bench/results.md``). The front sits outside the Litestar app
+work of the bare-ASGI floor for it (``bench/results.md``). This layer sits outside the Litestar app
 (``luffy.asgi``) and takes a request only when it can answer exactly as the app would:
 
 - a GET of one of the cached replies: the banner list, the categories, a course, its chapters
@@ -10,17 +10,16 @@ work of the bare-ASGI floor for it (``bench/results.md``). The front sits outsid
   app would cache it (:func:`cached_reply`);
 - whose reply is in the cache. Otherwise (a miss, another route or method, Redis down, embedded
   mode without Redis) the request goes to the app unchanged, which reads the database and fills
-  the cache. The app stays the single place that decides what a reply is; the front only replays it.
+  the cache. The app stays the single place that decides what a reply is; this layer only replays it.
 
 Its headers are the app's: content type and length, the security headers of ``luffy.http`` (the
 same hook), and the CORS headers Litestar's CORS middleware adds for the app's ``CORSConfig``
 (that middleware is not public API, so :func:`cors_headers` spells its rule out).
-``tests/test_front.py`` holds replies and headers to the app's own, byte for byte.
+``tests/test_cached_replies.py`` holds replies and headers to the app's own, byte for byte.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Awaitable
 
@@ -36,8 +35,6 @@ from luffy.http import security_headers
 from luffy.responses import requested_path
 from luffy.settings import Settings
 
-logger = logging.getLogger("luffy.front")
-
 API = "/api/v1"
 BANNER_PATH = f"{API}/home/banner/"
 CATEGORIES_PATH = f"{API}/course/category/"
@@ -51,7 +48,7 @@ JSON_HEADERS = ((b"content-type", b"application/json"),)
 
 
 def cached_reply(redis: Redis, scope: Scope) -> Awaitable[bytes | None] | None:
-    """The lookup of a GET's cached reply, or ``None`` when the front leaves that request to the app."""
+    """The lookup of a GET's cached reply, or ``None`` when that request is left to the app."""
     path = scope["path"]
     query = scope["query_string"].decode("latin-1")
     if path in COURSE_LIST_PATHS:
@@ -69,7 +66,7 @@ def cached_reply(redis: Redis, scope: Scope) -> Awaitable[bytes | None] | None:
     return None
 
 
-class CachedReplyFront:
+class CachedReplies:
     """An ASGI app: the replies :func:`cached_reply` finds in Redis, everything else to ``app``."""
 
     def __init__(self, app: Litestar, settings: Settings) -> None:
@@ -134,8 +131,8 @@ def cors_headers(config: CORSConfig, origin: str, has_cookie: bool) -> list[tupl
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
-def with_cached_reply_front(app: Litestar, settings: Settings) -> ASGIApp:
-    """``app`` behind the front in production; as it is in embedded mode (no Redis, nothing to replay)."""
+def with_cached_replies(app: Litestar, settings: Settings) -> ASGIApp:
+    """``app`` behind this layer in production; as it is in embedded mode (no Redis, nothing to replay)."""
     if settings.redis_url is None:
         return app
-    return CachedReplyFront(app, settings)
+    return CachedReplies(app, settings)

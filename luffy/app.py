@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from luffy import __version__
 from luffy.admin.site import admin_mount
-from luffy.cache import CACHE_STORE, CacheOutage, make_cache_store, make_redis
+from luffy.cache import CACHE_STORE, CacheOutage, make_cache_reader, make_cache_store, make_redis
 from luffy.course.cache import make_catalogue_cache
 from luffy.course.controllers import CourseController
 from luffy.db import make_probe_engine, make_sqlalchemy_config
@@ -48,7 +48,8 @@ def _lifespan(settings: Settings, probe_engine: AsyncEngine):
         from luffy.tasks.worker import import_task_modules
 
         app.state.redis = make_redis(settings) if settings.redis_url else None
-        app.state.catalogue_cache = make_catalogue_cache(app.state.redis, settings)
+        app.state.cache_reader = make_cache_reader(settings) if settings.redis_url else None
+        app.state.catalogue_cache = make_catalogue_cache(app.state.cache_reader, settings, app.state.cache_outage)
         # Embedded tasks share the API's database engine and cache store.
         configure_brokers(
             settings, sqlalchemy_config=app.state.sqlalchemy_config, cache_store=app.stores.get(CACHE_STORE)
@@ -71,8 +72,9 @@ def _lifespan(settings: Settings, probe_engine: AsyncEngine):
                     await scheduler
             await stop_brokers()
             await probe_engine.dispose()
-            if app.state.redis is not None:
-                await app.state.redis.aclose()
+            for client in (app.state.redis, app.state.cache_reader):
+                if client is not None:
+                    await client.aclose()
 
     return lifespan
 
@@ -106,7 +108,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": settings,
             "sqlalchemy_config": sqlalchemy_config,
             "jwt_auth": jwt_auth,
-            "banner_cache_outage": CacheOutage("banner cache"),
+            # One for every cache read (banners, catalogue, the cached replies before the app): a
+            # Redis that failed one of them is skipped by all for a few seconds.
+            "cache_outage": CacheOutage("cache"),
             # The task queues the domains' services are given (domains never import luffy.tasks).
             "enqueue_sms": sms_enqueuer(settings),
             "purchase_queue": PurchaseTaskQueue(),

@@ -24,6 +24,9 @@ from luffy.settings import Settings
 CACHE_STORE = "cache"
 REDIS_MAX_CONNECTIONS = 64
 REDIS_POOL_WAIT_SECONDS = 2.0
+# A cached reply read from Redis takes well under a millisecond; one that has not come within this
+# is a slow or hung Redis, and the database answers instead (for CACHE_RETRY_SECONDS, see CacheOutage).
+CACHE_READ_TIMEOUT_SECONDS = 0.25
 # What a cache raises when its backend is down: Redis errors, or the file system's.
 CACHE_ERRORS = (RedisError, OSError, TimeoutError)
 CACHE_RETRY_SECONDS = 5.0
@@ -72,16 +75,34 @@ def make_redis(settings: Settings, *, decode_responses: bool = False) -> Redis:
 
     Its pool makes a burst of concurrent requests wait briefly for a connection instead of failing.
     """
+    return _redis_client(settings, decode_responses=decode_responses, timeout=2.0, **reconnect_once())
+
+
+def make_cache_reader(settings: Settings) -> Redis:
+    """The client the cached replies are read with: a read slower than ``CACHE_READ_TIMEOUT_SECONDS`` fails.
+
+    A cache only saves work, so waiting seconds for a hung Redis would cost far more than the
+    database it spares; and a timeout is not retried (a dead connection still is, once).
+    """
+    return _redis_client(
+        settings,
+        decode_responses=False,
+        timeout=CACHE_READ_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+
+
+def _redis_client(settings: Settings, *, decode_responses: bool, timeout: float, **retries: Any) -> Redis:
     assert settings.redis_url is not None
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=REDIS_MAX_CONNECTIONS,
         timeout=REDIS_POOL_WAIT_SECONDS,
-        socket_connect_timeout=1.0,
-        socket_timeout=2.0,
+        socket_connect_timeout=min(timeout, 1.0),
+        socket_timeout=timeout,
         health_check_interval=30,
         decode_responses=decode_responses,
-        **reconnect_once(),
+        **retries,
     )
     return Redis.from_pool(pool)
 

@@ -7,7 +7,7 @@ work of the bare-ASGI floor for it (``bench/results.md``). This layer sits outsi
 
 - a GET of one of the cached replies: the banner list, the categories, a course, its chapters
   (``course=<id>``) and the course pages that ``luffy.course.cache`` keeps, each spelled as the
-  app would cache it (:func:`cached_reply`);
+  app would cache it (:func:`cached_reply_lookup`);
 - whose reply is in the cache. Otherwise (a miss, another route or method, Redis down, embedded
   mode without Redis) the request goes to the app unchanged, which reads the database and fills
   the cache. The app stays the single place that decides what a reply is; this layer only replays it.
@@ -20,6 +20,7 @@ same hook), and the CORS headers Litestar's CORS middleware adds for the app's `
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable
 
@@ -30,10 +31,12 @@ from redis.asyncio import Redis
 
 from luffy.cache import CACHE_ERRORS, CacheOutage
 from luffy.course import cache as catalogue_cache
-from luffy.home.services import cached_banner_reply
+from luffy.home.controllers import cached_banner_reply
 from luffy.http import security_headers
 from luffy.responses import requested_path
 from luffy.settings import Settings
+
+logger = logging.getLogger("luffy.cached_replies")
 
 API = "/api/v1"
 BANNER_PATH = f"{API}/home/banner/"
@@ -47,7 +50,7 @@ CHAPTERS_QUERY = re.compile(r"course=([1-9][0-9]{0,15})")
 JSON_HEADERS = ((b"content-type", b"application/json"),)
 
 
-def cached_reply(redis: Redis, scope: Scope) -> Awaitable[bytes | None] | None:
+def cached_reply_lookup(redis: Redis, scope: Scope) -> Awaitable[bytes | None] | None:
     """The lookup of a GET's cached reply, or ``None`` when that request is left to the app."""
     path = scope["path"]
     query = scope["query_string"].decode("latin-1")
@@ -67,39 +70,46 @@ def cached_reply(redis: Redis, scope: Scope) -> Awaitable[bytes | None] | None:
 
 
 class CachedReplies:
-    """An ASGI app: the replies :func:`cached_reply` finds in Redis, everything else to ``app``."""
+    """An ASGI app: the replies :func:`cached_reply_lookup` finds in Redis, everything else to ``app``.
+
+    It shares the app's cache reader (``state.cache_reader``: a read slower than 0.25 s fails) and
+    its ``state.cache_outage``, so a slow or failing Redis is skipped here and in the app alike.
+    """
 
     def __init__(self, app: Litestar, settings: Settings) -> None:
         self.app = app
-        self.outage = CacheOutage("reply cache")
         self._add_security_headers = security_headers(settings)
         self.cors = app.cors_config
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not self.outage.ongoing:  # type: ignore[typeddict-item]
-            redis: Redis | None = self.app.state.get("redis")
-            if redis is not None:
-                body = await self._cached(redis, scope)
-                if body is not None:
-                    await self._reply(scope, body, send)
-                    return
+        if scope["type"] == "http" and scope["method"] == "GET":  # type: ignore[typeddict-item]
+            body = await self._cached(scope)
+            if body is not None:
+                await self._reply(scope, body, send)
+                return
         await self.app(scope, receive, send)
 
-    async def _cached(self, redis: Redis, scope: Scope) -> bytes | None:
-        lookup = cached_reply(redis, scope)
-        if lookup is None:
+    async def _cached(self, scope: Scope) -> bytes | None:
+        state = self.app.state
+        redis: Redis | None = state.get("cache_reader")
+        outage: CacheOutage = state.cache_outage
+        if redis is None or outage.ongoing:
             return None
         try:
-            return await lookup
+            lookup = cached_reply_lookup(redis, scope)
+            return None if lookup is None else await lookup
         except CACHE_ERRORS as exc:
-            self.outage.record(exc)
-            return None
+            outage.record(exc)
+        except Exception:
+            # A fault of this layer must never cost the request: the app answers it as it would anyway.
+            logger.exception("cached reply lookup failed; the app answers")
+        return None
 
     async def _reply(self, scope: Scope, body: bytes, send: Send) -> None:
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         if self.cors is not None:
             origin, has_cookie = _origin_and_cookie(scope)
-            if origin is not None:
+            if origin:
                 headers += cors_headers(self.cors, origin, has_cookie)
         start: Message = {"type": "http.response.start", "status": 200, "headers": headers}
         await self._add_security_headers(start, scope)
@@ -108,10 +118,11 @@ class CachedReplies:
 
 
 def _origin_and_cookie(scope: Scope) -> tuple[str | None, bool]:
+    """The first ``Origin`` (as Litestar reads it) and whether any cookie came."""
     origin = None
     has_cookie = False
     for name, value in scope["headers"]:
-        if name == b"origin":
+        if name == b"origin" and origin is None:
             origin = value.decode("latin-1")
         elif name == b"cookie":
             has_cookie = True

@@ -203,7 +203,7 @@ async def test_redis_unreachable_answers_from_the_database(
         health = await client.get("/health")
     assert [response.status_code for response in responses] == [200, 200, 200]
     assert all(response.json()["result"] == SEEDED_BANNERS for response in responses)
-    warnings = [message for message in home_log.messages if message.startswith("banner cache unreachable")]
+    warnings = [message for message in home_log.messages if message.startswith("cache unreachable (")]
     assert len(warnings) == 1  # once per outage pause, not once per request
     assert health.status_code == 503
     assert health.json() == {"status": "down", "database": "ok", "cache": "down", "broker": "down"}

@@ -2,8 +2,8 @@
 
 Categories, a course's detail, a course's chapters and the course pages change only when an
 operator writes the catalogue, while they are read on every page view; so their encoded replies are
-kept in Redis: the hash ``luffy:catalogue``, fields ``categories``, ``course:<id>`` and
-``chapters:<id>``, and the hash ``luffy:catalogue:pages``, one field per request target of a page
+kept in Redis: the hash ``luffy:catalogue:<shape>``, fields ``categories``, ``course:<id>`` and
+``chapters:<id>``, and the hash ``luffy:catalogue:<shape>:pages``, one field per request target of a page
 (:func:`page_field` says which are kept; the hash is bounded by :data:`MAX_CACHED_PAGES`). A hit is
 one round trip (a Lua script: the field, or on a miss the current epoch; or a plain HGET from
 ``luffy.cached_replies``) and no SQL; the reply goes out as the cached bytes, never decoded.
@@ -36,26 +36,46 @@ Embedded mode (SQLite on the same machine, no Redis) has no catalogue cache:
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+import msgspec
 from redis.asyncio import Redis
 
 from luffy.cache import CACHE_ERRORS, CacheOutage
+from luffy.course.schemas import CategoryList, ChapterItem, CourseDetail, CoursePage
 from luffy.settings import Settings
 
-CATALOGUE_KEY = "luffy:catalogue"
-PAGES_KEY = "luffy:catalogue:pages"
+
+def _shape_of_replies() -> str:
+    """A digest of the cached replies' JSON schemas: a release that changes a reply's shape gets new keys.
+
+    Without it, processes of the new release would serve the bytes the old one encoded until the
+    expiry (and, during a rolling deploy, each would fill the cache for the other).
+    """
+    schemas = msgspec.json.schema_components([CategoryList, CourseDetail, list[ChapterItem], CoursePage])
+    return hashlib.sha256(msgspec.json.encode(schemas, order="sorted")).hexdigest()[:12]
+
+
+_SHAPE = _shape_of_replies()
+CATALOGUE_KEY = f"luffy:catalogue:{_SHAPE}"
+PAGES_KEY = f"luffy:catalogue:{_SHAPE}:pages"
+# Shared by every shape: a write clears the current release's replies and stops any fill in flight.
 EPOCH_KEY = "luffy:catalogue:epoch"
 CATEGORIES_FIELD = "categories"
 PAGE_FIELD_PREFIX = "page:"
 # Course pages are cached per request target, which a client can vary at will (parameter order,
-# page sizes that clamp alike): their hash stops taking new pages at this many fields, so it holds
-# at most a few tens of MB whatever is asked, and the first (hottest) pages asked are the ones kept.
+# page sizes that clamp alike): their hash holds at most this many, a few tens of MB. A fill that
+# finds it full empties it first, so a client asking for odd pages can only make the hot ones be
+# read once more from the database each time it has asked for this many others.
 MAX_CACHED_PAGES = 1_000
 # Pages past this are left to the database: deep pages are rare, and each would be a field.
 MAX_CACHED_PAGE_NUMBER = 50
 PAGE_PARAMETERS = frozenset({"course_category", "ordering", "page", "page_size", "size"})
+# ASCII digits only (str.isdigit also takes "²", which int() refuses), and short: int() never fails on it.
+_PAGE_NUMBER = re.compile(r"[1-9][0-9]?")
 
 Read = Callable[[], Awaitable[bytes | None]]
 
@@ -67,7 +87,7 @@ return tonumber(redis.call('GET', KEYS[2]) or '0')
 """
 _FILL = """
 if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
-if tonumber(ARGV[5]) > 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return 0 end
+if tonumber(ARGV[5]) > 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 return 1
@@ -96,9 +116,9 @@ def page_field(target: str, query: str) -> str | None:
     names = []
     for pair in query.split("&") if query else ():
         name, _, value = pair.partition("=")
-        if name not in PAGE_PARAMETERS or (
-            name == "page" and not (value.isdigit() and int(value) <= MAX_CACHED_PAGE_NUMBER)
-        ):
+        if name not in PAGE_PARAMETERS:
+            return None
+        if name == "page" and not (_PAGE_NUMBER.fullmatch(value) and int(value) <= MAX_CACHED_PAGE_NUMBER):
             return None
         names.append(name)
     if len(names) != len(set(names)):
@@ -144,9 +164,9 @@ class NoCatalogueCache:
 
 
 class RedisCatalogueCache:
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int, outage: CacheOutage | None = None) -> None:
         self.ttl_seconds = ttl_seconds
-        self.outage = CacheOutage("catalogue cache")
+        self.outage = outage or CacheOutage("catalogue cache")
         self._get = redis.register_script(_GET)
         self._fill = redis.register_script(_FILL)
         self._invalidate = redis.register_script(_INVALIDATE)
@@ -174,8 +194,8 @@ class RedisCatalogueCache:
         await self._invalidate(keys=[CATALOGUE_KEY, EPOCH_KEY, PAGES_KEY])
 
 
-def make_catalogue_cache(redis: Redis | None, settings: Settings) -> CatalogueCache:
+def make_catalogue_cache(redis: Redis | None, settings: Settings, outage: CacheOutage | None = None) -> CatalogueCache:
     """Redis's when there is one (production), else none (embedded)."""
     if redis is None:
         return NoCatalogueCache()
-    return RedisCatalogueCache(redis, settings.catalogue_cache_seconds)
+    return RedisCatalogueCache(redis, settings.catalogue_cache_seconds, outage)

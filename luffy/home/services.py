@@ -14,21 +14,17 @@ import msgspec
 from advanced_alchemy.filters import LimitOffset
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from litestar.stores.base import Store
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from luffy.cache import CACHE_ERRORS, CacheOutage
 from luffy.home.models import Banner
 from luffy.home.schemas import BannerChanges, BannerItem
-from luffy.responses import ListResult
 from luffy.settings import Settings
 
 BANNER_CACHE_KEY = "home_banner_list"
 
 logger = logging.getLogger("luffy.home")
 _decode_banners = msgspec.json.Decoder(list[BannerItem]).decode
-# The reply's envelope around the cached list, as the endpoint encodes it: ``{"code":100,...,"result":`` + list + ``}``.
-_REPLY_HEAD, _, _REPLY_TAIL = msgspec.json.encode(ListResult[BannerItem](result=[])).rpartition(b"[]")
 
 
 class BannerRepository(SQLAlchemyAsyncRepository[Banner]):
@@ -92,17 +88,6 @@ async def cached_banners(
     except CACHE_ERRORS as exc:
         outage.record(exc)
     return banners
-
-
-async def cached_banner_reply(redis: Redis) -> bytes | None:
-    """The endpoint's whole reply around the cached list, without decoding it; ``None`` on a miss.
-
-    A value that is not a JSON array is left to the endpoint, which rebuilds it.
-    """
-    cached = await redis.get(BANNER_CACHE_KEY)
-    if not isinstance(cached, bytes) or not (cached.startswith(b"[") and cached.endswith(b"]")):
-        return None
-    return _REPLY_HEAD + cached + _REPLY_TAIL
 
 
 # --- operator writes (``luffy banner ...``); the caller refreshes the cache after the commit ----------

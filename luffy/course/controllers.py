@@ -64,7 +64,7 @@ async def _categories(catalogue: CourseCatalogue) -> CategoryList:
     return CategoryList(result=await catalogue.categories())
 
 
-async def _detail(catalogue: CourseCatalogue, course_id: int) -> Any:
+async def _detail(catalogue: CourseCatalogue, course_id: int) -> CourseDetail | None:  # type: ignore[valid-type]
     course = await catalogue.course(course_id)
     if course is None:
         return None

@@ -7,7 +7,6 @@ processes) after the cache has been filled, and the next request must show the c
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from luffy.admin.views import VIEWS
 from luffy.admin.views.catalogue import CatalogueView
@@ -28,6 +25,8 @@ from luffy.course.cache import CATALOGUE_KEY, CATEGORIES_FIELD, EPOCH_KEY, Redis
 from luffy.course.models import Course, CourseCategory, CourseChapter, CourseSection, Teacher
 from luffy.settings import Settings
 from tests.support.admin_support import STAFF, form_values, log_in, make_users, page_token
+from tests.support.database import execute_sql
+from tests.support.logs import LogRecords, captured_logs
 from tests.support.processes import operator_env, run_luffy
 from tests.support.services import free_port
 from tests.support.sqlcount import count_statements
@@ -68,16 +67,6 @@ async def _json(api: Client, path: str, **params: Any) -> Any:
     response = await api.get(path, params=params)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-async def _execute(database_url: str, statement: Any) -> None:
-    """A change made behind Luffy's back, as with psql."""
-    engine = create_async_engine(database_url, poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(statement)
-    finally:
-        await engine.dispose()
 
 
 async def _fields(redis: Redis) -> set[str]:
@@ -187,27 +176,14 @@ async def test_with_the_database_down_cached_replies_are_still_served(
         assert (await api.get(f"{API}/actual/2/")).status_code == 503  # not cached: the database is needed
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture
-def cache_log() -> Iterator[Records]:
-    """What ``luffy.cache`` logs (Litestar's logging config routes records past pytest's caplog)."""
-    records = Records()
-    logger = logging.getLogger("luffy.cache")
-    logger.addHandler(records)
-    yield records
-    logger.removeHandler(records)
+def cache_log() -> Iterator[LogRecords]:
+    with captured_logs("luffy.cache") as records:
+        yield records
 
 
 async def test_with_redis_unreachable_the_catalogue_answers_from_the_database(
-    seeded: Settings, make_settings: Callable[..., Settings], cache_log: Records
+    seeded: Settings, make_settings: Callable[..., Settings], cache_log: LogRecords
 ) -> None:
     down = make_settings(seeded.database_url, f"redis://127.0.0.1:{free_port()}/0")
     async with AsyncTestClient(app=create_app(down), base_url=BASE_URL) as client:
@@ -238,7 +214,7 @@ async def test_a_direct_database_edit_shows_after_luffy_catalogue_clear_cache(
     api: Client, production: Settings, redis_url: str, tmp_path: Path
 ) -> None:
     assert (await _json(api, f"{API}/actual/1/"))["name"] == "Python开发21天入门"
-    await _execute(production.database_url, update(Course).where(Course.id == 1).values(name="改过的课程"))
+    await execute_sql(production.database_url, update(Course).where(Course.id == 1).values(name="改过的课程"))
     assert (await _json(api, f"{API}/actual/1/"))["name"] == "Python开发21天入门"  # cached, until cleared
     env = {**operator_env(production.database_url, tmp_path), "LUFFY_REDIS_URL": redis_url}
     cleared = run_luffy(env, "catalogue", "clear-cache")
@@ -251,7 +227,7 @@ async def test_a_direct_database_edit_shows_after_luffy_catalogue_clear_cache(
 async def test_luffy_seed_clears_the_cache_after_its_writes(
     api: Client, production: Settings, redis_url: str, tmp_path: Path
 ) -> None:
-    await _execute(production.database_url, update(Course).where(Course.id == 1).values(name="改过的课程"))
+    await execute_sql(production.database_url, update(Course).where(Course.id == 1).values(name="改过的课程"))
     assert (await _json(api, f"{API}/actual/1/"))["name"] == "改过的课程"
     assert len((await _json(api, f"{API}/category/"))["result"]) == 2
     env = {**operator_env(production.database_url, tmp_path), "LUFFY_REDIS_URL": redis_url}

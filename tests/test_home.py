@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -12,8 +11,6 @@ import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, update
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from luffy.app import create_app
 from luffy.cache import make_cache_store
@@ -23,6 +20,8 @@ from luffy.home.schemas import BannerChanges
 from luffy.home.services import BANNER_CACHE_KEY, refresh_banner_cache
 from luffy.settings import Settings
 from tests.conftest import TEST_SECRET
+from tests.support.database import execute_sql
+from tests.support.logs import LogRecords, captured_logs
 from tests.support.processes import run_luffy
 from tests.support.services import free_port
 from tests.support.sqlcount import count_statements
@@ -52,16 +51,6 @@ SEEDED_BANNERS = [
         "info": "从需求到上线的Python项目",
     },
 ]
-
-
-async def execute(database_url: str, statement: Any, rows: list[dict[str, Any]] | None = None) -> None:
-    """Change the database behind the application's back, as an operator with psql would."""
-    engine = create_async_engine(database_url, poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(statement, rows) if rows else await connection.execute(statement)
-    finally:
-        await engine.dispose()
 
 
 def banner_row(banner_id: int, orders: int, **overrides: Any) -> dict[str, Any]:
@@ -103,7 +92,7 @@ async def test_seeded_banners_with_absolute_image_urls(client: AsyncTestClient[L
 async def test_visible_banners_by_orders_then_id_up_to_the_count(
     clean_database: str, make_settings: Callable[..., Settings]
 ) -> None:
-    await execute(
+    await execute_sql(
         clean_database,
         insert(Banner),
         [
@@ -153,7 +142,7 @@ async def test_the_cache_answers_until_refreshed(redis_settings: Settings, redis
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
         await client.get(BANNERS_URL)
         assert redis_client.ttl(BANNER_CACHE_KEY) == 2 * redis_settings.banner_refresh_seconds
-        await execute(redis_settings.database_url, update(Banner).where(Banner.id == 1).values(title="改过"))
+        await execute_sql(redis_settings.database_url, update(Banner).where(Banner.id == 1).values(title="改过"))
         assert (await client.get(BANNERS_URL)).json()["result"][0]["title"] == "Python开发入门"
 
         config, store = make_sqlalchemy_config(redis_settings), make_cache_store(redis_settings)
@@ -172,29 +161,14 @@ async def test_an_unreadable_cached_value_is_rebuilt(redis_settings: Settings, r
     assert redis_client.get(BANNER_CACHE_KEY).startswith(b"[")
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture
-def home_log() -> Iterator[Records]:
-    """What ``luffy.home`` and ``luffy.cache`` log (Litestar's logging config routes records past pytest's caplog)."""
-    records = Records()
-    loggers = [logging.getLogger("luffy.home"), logging.getLogger("luffy.cache")]
-    for logger in loggers:
-        logger.addHandler(records)
-    yield records
-    for logger in loggers:
-        logger.removeHandler(records)
+def home_log() -> Iterator[LogRecords]:
+    with captured_logs("luffy.home", "luffy.cache") as records:
+        yield records
 
 
 async def test_redis_unreachable_answers_from_the_database(
-    seeded: Settings, make_settings: Callable[..., Settings], home_log: Records
+    seeded: Settings, make_settings: Callable[..., Settings], home_log: LogRecords
 ) -> None:
     closed_port = free_port()
     settings = make_settings(seeded.database_url, f"redis://127.0.0.1:{closed_port}/0")
@@ -226,7 +200,7 @@ async def test_embedded_scheduler_refreshes_the_cache(seeded: Settings, make_set
     settings = make_settings(seeded.database_url, LUFFY_BANNER_REFRESH_SECONDS="1")
     async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
         await client.get(BANNERS_URL)
-        await execute(settings.database_url, update(Banner).where(Banner.id == 2).values(is_show=False))
+        await execute_sql(settings.database_url, update(Banner).where(Banner.id == 2).values(is_show=False))
 
         async def hidden() -> bool:
             return await banner_ids(client) == [1, 3]
@@ -347,7 +321,7 @@ def test_banner_fields_are_checked_against_the_columns(fields: dict[str, str]) -
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_refresh_banner_and_seed_rewrite_the_cache(redis_settings: Settings, redis_client: redis.Redis) -> None:
-    await execute(redis_settings.database_url, update(Banner).where(Banner.id == 1).values(title="库里改的"))
+    await execute_sql(redis_settings.database_url, update(Banner).where(Banner.id == 1).values(title="库里改的"))
     printed = luffy_ok(redis_settings, "cache", "refresh-banner")
     assert "cached banners (3)" in printed
     assert "库里改的" in printed

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import stat
 import time
@@ -40,6 +39,7 @@ from luffy.user.models import SmsLog
 from luffy.user.services import deliver_code
 from luffy.user.sms_providers import ConsoleSmsProvider
 from tests.conftest import TEST_SECRET, truncate_all
+from tests.support.logs import LogRecords, captured_logs
 from tests.support.processes import LuffyProcess, healthy, run_luffy, wait_until
 from tests.support.seckill_support import create_users
 from tests.support.services import free_port
@@ -57,30 +57,10 @@ NOT_FOUND = {"code": 999, "msg": "资源不存在"}
 SettingsFactory = Callable[..., Settings]
 
 
-class Records(logging.Handler):
-    """Every record the ``luffy`` loggers emit (Litestar's logging config routes them past caplog)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(
-            record.getMessage() + (f"\n{record.exc_info}" if record.exc_info else "") for record in self.records
-        )
-
-
 @pytest.fixture
-def luffy_log() -> Iterator[Records]:
-    records = Records()
-    logger = logging.getLogger("luffy")
-    logger.addHandler(records)
-    yield records
-    logger.removeHandler(records)
+def luffy_log() -> Iterator[LogRecords]:
+    with captured_logs("luffy") as records:
+        yield records
 
 
 def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
@@ -114,7 +94,7 @@ def test_luffy_serve_in_production_without_a_provider_stops_with_one_line_naming
 
 
 async def test_no_code_is_logged_while_sending_and_logging_in(
-    client: AsyncTestClient[Litestar], settings: Settings, luffy_log: Records
+    client: AsyncTestClient[Litestar], settings: Settings, luffy_log: LogRecords
 ) -> None:
     assert (await client.post(SEND, json={"mobile": MOBILE})).status_code == 200
     code = await delivered_code(settings.database_url, MOBILE)
@@ -191,7 +171,7 @@ NESTED = b"[" * 2_000 + b"]" * 2_000
 
 
 async def test_deeply_nested_json_is_a_400_without_a_traceback(
-    client: AsyncTestClient[Litestar], luffy_log: Records
+    client: AsyncTestClient[Litestar], luffy_log: LogRecords
 ) -> None:
     headers = {"Content-Type": "application/json", **token_for(client.app, 1)}
     for path in (SEND, LOGIN, SECKILL):

@@ -25,6 +25,7 @@ from luffy.settings import Settings
 from luffy.user.codes import CodeRecord, code_key, decode_record
 from luffy.user.models import SmsLog, User
 from tests.conftest import truncate_all
+from tests.support.database import execute_sql
 from tests.support.sqlcount import count_statements
 from tests.support.user_helpers import delivered_code, me_after_login, sms_rows
 from tests.support.waiting import eventually
@@ -95,15 +96,6 @@ async def count_rows(database_url: str, model: type) -> int:
     try:
         async with engine.connect() as connection:
             return (await connection.execute(select(func.count()).select_from(model))).scalar_one()
-    finally:
-        await engine.dispose()
-
-
-async def run_sql(database_url: str, statement: object) -> None:
-    engine = create_async_engine(database_url, poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(statement)
     finally:
         await engine.dispose()
 
@@ -188,7 +180,7 @@ async def test_original_front_end_paths_and_no_trailing_slash(sms_settings: Sett
 
 async def test_an_existing_user_keeps_its_id_and_gets_an_absolute_icon_url(sms_settings: SettingsFactory) -> None:
     settings = sms_settings()
-    await run_sql(settings.database_url, insert(User).values(username="路飞", mobile=MOBILE, icon="icon/luffy.png"))
+    await execute_sql(settings.database_url, insert(User).values(username="路飞", mobile=MOBILE, icon="icon/luffy.png"))
     async with running(settings) as client:
         body = await send_and_log_in(client, settings, MOBILE)
         assert body["username"] == "路飞"
@@ -206,7 +198,7 @@ async def test_a_disabled_user_cannot_log_in(sms_settings: SettingsFactory) -> N
     settings = sms_settings(LUFFY_SMS_MOBILE_INTERVAL_SECONDS="1")
     async with running(settings) as client:
         first = await send_and_log_in(client, settings, MOBILE)
-        await run_sql(settings.database_url, update(User).values(is_active=False))
+        await execute_sql(settings.database_url, update(User).values(is_active=False))
         assert (await client.get(ME, headers={"Authorization": f"Bearer {first['token']}"})).status_code == 401
         await send_once_the_interval_allows(client, MOBILE)
         code = await cached_code(settings, MOBILE)
@@ -304,7 +296,7 @@ async def test_me_for_a_disabled_user_is_401(sqlite_only: SettingsFactory) -> No
     settings = sqlite_only()
     async with running(settings) as client:
         body = await send_and_log_in(client, settings, MOBILE)
-        await run_sql(settings.database_url, update(User).values(is_active=False))
+        await execute_sql(settings.database_url, update(User).values(is_active=False))
         response = await client.get(ME, headers={"Authorization": f"Bearer {body['token']}"})
     assert response.status_code == 401
     assert response.json() == {"code": 999, "msg": "用户不存在或已停用"}

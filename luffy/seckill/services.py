@@ -52,6 +52,7 @@ from luffy.seckill.reservations import (
     GoodsState,
     RedisGoods,
     RedisReservations,
+    TaskEntry,
     owner_key,
 )
 from luffy.seckill.schemas import (
@@ -85,6 +86,8 @@ Enqueue = Callable[[str, int, int], Awaitable[Any]]
 # ``restore()``: rebuild Redis's lost sale state; ``False`` when another process is doing it.
 Restore = Callable[[], Awaitable[bool]]
 FindOrder = Callable[[str], Awaitable[SeckillOrder | None]]
+# ``entry(task_id, user_id)``: the order task's stream entry, for the gate to enqueue while admitting.
+Entry = Callable[[str, int], TaskEntry | None]
 
 
 class SeckillError(InvalidInput):
@@ -96,7 +99,14 @@ class SeckillGate(Protocol):
     """Where a purchase request is admitted and its reservation settled: Redis, or the database alone."""
 
     async def admit(
-        self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
+        self,
+        *,
+        name: str | None,
+        goods_id: int | None,
+        user_id: int,
+        task_id: str,
+        now: float,
+        entry: TaskEntry | None = None,
     ) -> Admission: ...
 
     async def settle(self, goods_id: int, task_id: str, outcome: str) -> None: ...
@@ -117,8 +127,16 @@ class DatabaseGate:
         self.owner_ttl_seconds = owner_ttl_seconds
 
     async def admit(
-        self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
+        self,
+        *,
+        name: str | None,
+        goods_id: int | None,
+        user_id: int,
+        task_id: str,
+        now: float,
+        entry: TaskEntry | None = None,
     ) -> Admission:
+        """``entry`` is not used: the task is enqueued by the caller once this answers ``queued``."""
         now_on_sale = name is None and goods_id is None
         async with session_scope(self.sqlalchemy_config) as session:
             if not await user_enabled(session, user_id):
@@ -153,6 +171,10 @@ class PurchaseQueue(Protocol):
 
     async def enqueue(self, task_id: str, goods_id: int, user_id: int) -> None: ...
 
+    def entry(self, task_id: str, user_id: int) -> TaskEntry | None:
+        """The task's stream entry for a gate that enqueues it while admitting (else ``None``: ``enqueue``)."""
+        ...
+
     def results(self) -> AsyncResultBackend[Any]: ...
 
 
@@ -180,17 +202,24 @@ class SeckillDesk:
             return partial(restore_lost_state, self.gate, self.database.sqlalchemy_config)
         return None
 
+    def _entry(self) -> Entry | None:
+        return self.queue.entry if isinstance(self.gate, RedisReservations) else None
+
     def _find_order(self) -> FindOrder:
         return partial(order_of_task, self.database.sqlalchemy_config)
 
     async def request(self, request: PurchaseRequest, user_id: int) -> QueuedReply | FailedReply:
-        return await request_purchase(self.gate, request, user_id, self.queue.enqueue, self._restore())
+        return await request_purchase(
+            self.gate, request, user_id, self.queue.enqueue, self._restore(), entry=self._entry()
+        )
 
     async def status(self, task_id: str, user_id: int) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
         return await purchase_status(self.gate, self.queue.results(), task_id, user_id, self._find_order())
 
     async def request_now(self, goods_id: int | None, user_id: int) -> PageQueuedReply | FailedReply:
-        return await request_purchase_now(self.gate, goods_id, user_id, self.queue.enqueue, self._restore())
+        return await request_purchase_now(
+            self.gate, goods_id, user_id, self.queue.enqueue, self._restore(), entry=self._entry()
+        )
 
     async def result(self, task_id: str, user_id: int) -> OrderedReply | PageFailedReply | PageWaitingReply:
         return await purchase_result(self.gate, self.queue.results(), task_id, user_id, self._find_order())
@@ -247,16 +276,21 @@ async def _admit_and_enqueue(
     user_id: int,
     enqueue: Enqueue,
     restore: Restore | None,
+    entry: Entry | None = None,
 ) -> str | FailedReply:
     """Admit the request and enqueue its order task (returns its id), or the outcome already certain.
 
     When Redis has lost the sale's state, ``restore`` rebuilds it (in one process at a time);
-    until it is back every request is 503, never a wrong ``sold_out`` or 404.
+    until it is back every request is 503, never a wrong ``sold_out`` or 404. Given ``entry``,
+    the gate enqueues the task while admitting (one Redis round trip); else ``enqueue`` does after.
     """
     task_id = new_task_id()
+    task_entry = entry(task_id, user_id) if entry is not None else None
 
     async def admit() -> Admission:
-        return await gate.admit(name=name, goods_id=goods_id, user_id=user_id, task_id=task_id, now=time.time())
+        return await gate.admit(
+            name=name, goods_id=goods_id, user_id=user_id, task_id=task_id, now=time.time(), entry=task_entry
+        )
 
     try:
         admission = await admit()
@@ -277,6 +311,8 @@ async def _admit_and_enqueue(
         raise InvalidInput(WINDOW_MESSAGES[admission.status])
     if admission.status in (SOLD_OUT, DUPLICATE):
         return FailedReply(reason=admission.status)  # type: ignore[arg-type]
+    if admission.enqueued:
+        return task_id
     try:
         await enqueue(task_id, admission.goods_id, user_id)
     except SendTaskError as exc:
@@ -287,23 +323,41 @@ async def _admit_and_enqueue(
 
 
 async def request_purchase(
-    gate: SeckillGate, request: PurchaseRequest, user_id: int, enqueue: Enqueue, restore: Restore | None = None
+    gate: SeckillGate,
+    request: PurchaseRequest,
+    user_id: int,
+    enqueue: Enqueue,
+    restore: Restore | None = None,
+    *,
+    entry: Entry | None = None,
 ) -> QueuedReply | FailedReply:
     """``POST user/sckill/``: the goods named or given by id."""
     if (request.name is None) == (request.goods_id is None):
         raise InvalidInput("请提供 name 或 goods_id 其中之一")
     queued = await _admit_and_enqueue(
-        gate, name=request.name, goods_id=request.goods_id, user_id=user_id, enqueue=enqueue, restore=restore
+        gate,
+        name=request.name,
+        goods_id=request.goods_id,
+        user_id=user_id,
+        enqueue=enqueue,
+        restore=restore,
+        entry=entry,
     )
     return queued if isinstance(queued, FailedReply) else QueuedReply(task_id=queued)
 
 
 async def request_purchase_now(
-    gate: SeckillGate, goods_id: int | None, user_id: int, enqueue: Enqueue, restore: Restore | None = None
+    gate: SeckillGate,
+    goods_id: int | None,
+    user_id: int,
+    enqueue: Enqueue,
+    restore: Restore | None = None,
+    *,
+    entry: Entry | None = None,
 ) -> PageQueuedReply | FailedReply:
     """``GET user/seckill/`` (the original ``Seckill.vue``): the goods on sale now, or ``goods_id``."""
     queued = await _admit_and_enqueue(
-        gate, name=None, goods_id=goods_id, user_id=user_id, enqueue=enqueue, restore=restore
+        gate, name=None, goods_id=goods_id, user_id=user_id, enqueue=enqueue, restore=restore, entry=entry
     )
     return queued if isinstance(queued, FailedReply) else PageQueuedReply(id=queued)
 

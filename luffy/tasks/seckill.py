@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from redis.exceptions import RedisError
 from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.abc.result_backend import AsyncResultBackend
 from taskiq.state import TaskiqState
 
 from luffy.cache import make_redis
+from luffy.seckill.reservations import TaskEntry
 from luffy.seckill.services import SeckillGate, abandon_purchase, complete_purchase, make_gate
 from luffy.tasks.broker import seckill_broker
 from luffy.tasks.deps import SessionDep
@@ -60,12 +62,32 @@ async def purchase(
     return outcome.as_result()
 
 
+# Stands for the goods id in a message prepared before admission has found the goods.
+_GOODS_ID_SLOT = "luffy-goods-id-slot"
+_GOODS_ID_SLOT_JSON = msgspec.json.encode(_GOODS_ID_SLOT)
+
+
 class PurchaseTaskQueue:
     """``luffy.seckill.services.PurchaseQueue`` on the ``seckill`` broker: the API's way to the order task."""
 
     async def enqueue(self, task_id: str, goods_id: int, user_id: int) -> None:
         # The task's other parameters are TaskIQ dependencies, filled where it runs.
         await purchase.kicker().with_task_id(task_id).kiq(goods_id=goods_id, user_id=user_id)  # type: ignore[call-overload]
+
+    def entry(self, task_id: str, user_id: int) -> TaskEntry | None:
+        """The order task's stream entry, for the admission script to add when it admits the buyer.
+
+        The message is the one ``enqueue`` sends, with the goods id left out: the script splices
+        it in. ``None`` where ``enqueue`` must send it (embedded mode, or a send hook present).
+        """
+        message = purchase.kicker().with_task_id(task_id)._prepare_message(goods_id=_GOODS_ID_SLOT, user_id=user_id)
+        entry = seckill_broker.stream_message(message)
+        if entry is None:
+            return None
+        head, slot, tail = entry.data.partition(_GOODS_ID_SLOT_JSON)
+        if not slot or _GOODS_ID_SLOT_JSON in tail:
+            return None
+        return TaskEntry(stream=entry.stream, head=head, tail=tail, maxlen=entry.maxlen, approximate=entry.approximate)
 
     def results(self) -> AsyncResultBackend[Any]:
         return seckill_broker.result_backend

@@ -389,11 +389,11 @@ async def _task_outcome(
             return await from_database()
         if owner != user_id:
             return UNKNOWN_TASK
-        if not await results.is_result_ready(task_id):
-            return WAITING
+        # Asked for at once (no "is it ready?" first: one round trip less per poll). The result
+        # outlives the owner key (the same TTL, set later), so an owned task without one is still running.
         result = await results.get_result(task_id)
     except (ResultIsMissingError, KeyError):
-        return await from_database()
+        return WAITING
     except (RedisError, OSError) as exc:
         raise Unavailable("秒杀服务暂不可用，请稍后再试") from exc
     value = result.return_value

@@ -393,6 +393,7 @@ def redis_state(redis_url: str) -> dict[str, int]:
         "stock": int(client.hget(f"luffy:seckill:goods:{goods_id}", "stock")),
         "pending": client.hlen(f"luffy:seckill:pending:{goods_id}"),
         "buyers": client.scard(f"luffy:seckill:buyers:{goods_id}"),
+        "connections": int(client.info("stats")["total_connections_received"]),
     }
 
 
@@ -542,7 +543,8 @@ def main() -> None:
             "",
             f"End state: database stock {database['remaining']}, {database['orders']:,} orders, "
             f"{database['users_with_two_orders']} users with two orders; Redis stock {in_redis['stock']}, "
-            f"{in_redis['pending']} reservations in flight, {in_redis['buyers']:,} buyers; `luffy seckill status` "
+            f"{in_redis['pending']} reservations in flight, {in_redis['buyers']:,} buyers, "
+            f"{in_redis['connections']:,} connections opened since it started; `luffy seckill status` "
             f"{'agrees' if status.returncode == 0 else 'DISAGREES'}. Answered at once from Redis (no task): "
             f"{sum(sale.at_once.values()):,}; through an order task: {sum(sale.after_task.values()):,} "
             f"({sale.polls:,} polls).",

@@ -92,6 +92,7 @@ class ReclaimingStreamBroker(RedisStreamBroker):
     """
 
     _listening = False
+    _acker: Redis | None = None
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         self._listening = True
@@ -155,8 +156,13 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                     )
 
     def _ack_generator(self, id: bytes | str, queue_name: bytes | str) -> Callable[[], Awaitable[None]]:
+        if self._acker is None:
+            # One client for every acknowledgement (a redis-py client object is costly to build per message).
+            self._acker = Redis(connection_pool=self.connection_pool)
+        redis = self._acker
+
         async def ack() -> None:
-            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=True) as pipe:
+            async with redis.pipeline(transaction=True) as pipe:
                 pipe.xack(queue_name, self.consumer_group_name, id)
                 pipe.xdel(queue_name, id)
                 await pipe.execute()

@@ -179,11 +179,7 @@ class PurchaseQueue(Protocol):
 
 
 class SaleDatabase:
-    """The database behind the desk: where a task's order is found and lost Redis state is rebuilt from.
-
-    A plain class, not a dataclass field of type ``SQLAlchemyAsyncConfig``: Litestar converts the
-    desk dependency with msgspec, which would otherwise walk the config's own annotations.
-    """
+    """The database behind the desk: where a task's order is found and lost Redis state is rebuilt from."""
 
     def __init__(self, sqlalchemy_config: SQLAlchemyAsyncConfig) -> None:
         self.sqlalchemy_config = sqlalchemy_config

@@ -273,6 +273,7 @@ class Sale:
     post_errors: int = 0
     polls: int = 0
     post_cpu_seconds: float = 0.0
+    began_at: float = 0.0
     at_once: Counter[tuple[int, str | None]] = field(default_factory=Counter)
     after_task: Counter[tuple[int, str | None]] = field(default_factory=Counter)
     winners: set[str] = field(default_factory=set)
@@ -314,6 +315,7 @@ async def run_sale(
                     sale.at_once[(reply["code"], reply.get("reason"))] += 1
 
         cpu_before = cpu_seconds(api_workers)
+        sale.began_at = time.time()
         began = time.perf_counter()
         await asyncio.gather(*(buyer() for _ in range(in_flight)))
         sale.post_seconds = time.perf_counter() - began
@@ -362,6 +364,7 @@ async def database_invariants(stock: int) -> dict[str, object]:
     connection = await asyncpg.connect(ADMIN_DSN.rsplit("/", 1)[0] + "/" + DATABASE)
     try:
         remaining = await connection.fetchval("SELECT stock FROM luffy_seckill_goods WHERE name = $1", GOODS)
+        last_order = await connection.fetchval("SELECT extract(epoch FROM max(created_time)) FROM luffy_seckill_order")
         orders = await connection.fetchval("SELECT count(*) FROM luffy_seckill_order")
         doubles = await connection.fetchval(
             "SELECT count(*) FROM (SELECT user_id FROM luffy_seckill_order"
@@ -381,6 +384,7 @@ async def database_invariants(stock: int) -> dict[str, object]:
         "users_with_two_orders": doubles,
         "order_mobiles": order_mobiles,
         "oversold": max(0, orders - stock),
+        "last_order_at": float(last_order or 0),
     }
 
 
@@ -547,7 +551,8 @@ def main() -> None:
             f"{in_redis['connections']:,} connections opened since it started; `luffy seckill status` "
             f"{'agrees' if status.returncode == 0 else 'DISAGREES'}. Answered at once from Redis (no task): "
             f"{sum(sale.at_once.values()):,}; through an order task: {sum(sale.after_task.values()):,} "
-            f"({sale.polls:,} polls).",
+            f"({sale.polls:,} polls). The last order was written {database['last_order_at'] - sale.began_at:.2f} s "
+            "after the first POST.",
         ]
     )
     row = (

@@ -12,7 +12,7 @@ from taskiq.state import TaskiqState
 
 from luffy.cache import make_redis
 from luffy.seckill.reservations import TaskEntry
-from luffy.seckill.services import SeckillGate, abandon_purchase, complete_purchase, make_gate
+from luffy.seckill.services import OrderBatcher, SeckillGate, abandon_purchase, complete_purchase, make_gate
 from luffy.tasks.broker import seckill_broker
 from luffy.tasks.deps import SessionDep
 from luffy.tasks.outage import waits_out_outages
@@ -30,11 +30,12 @@ async def _open_gate(state: TaskiqState) -> None:
         store=state.cache_store,
         owner_ttl_seconds=settings.result_ttl_seconds,
     )
+    state.order_batcher = OrderBatcher(state.sqlalchemy_config) if settings.is_postgres else None
 
 
 async def _close_gate(state: TaskiqState) -> None:
     redis = getattr(state, "seckill_redis", None)
-    state.seckill_redis = state.seckill_gate = None
+    state.seckill_redis = state.seckill_gate = state.order_batcher = None
     if redis is not None:
         await redis.aclose()
 
@@ -57,7 +58,12 @@ async def purchase(
     gate: GateDep,
 ) -> dict[str, str | None]:
     outcome = await complete_purchase(
-        session, gate, task_id=context.message.task_id, goods_id=goods_id, user_id=user_id
+        session,
+        gate,
+        task_id=context.message.task_id,
+        goods_id=goods_id,
+        user_id=user_id,
+        batcher=context.state.order_batcher,
     )
     return outcome.as_result()
 

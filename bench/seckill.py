@@ -180,17 +180,17 @@ async def drive_get(base_url: str, path: str, requests: int, in_flight: int) -> 
 
 
 def wait_for_task_workers(redis_url: str, workers: int, timeout: float = 60) -> None:
-    """Until ``workers`` consumers read the seckill stream: orders must not wait for workers still starting."""
+    """Until ``workers`` clients wait on the task streams: orders must not wait for workers still starting.
+
+    (A consumer that has read nothing yet is not listed by XINFO CONSUMERS here, so CLIENT LIST says.)
+    """
     import redis
 
     client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if len(client.xinfo_consumers("luffy:queue:seckill", "luffy")) >= workers:
-                return
-        except redis.ResponseError:
-            pass  # the stream or its group is not made yet
+        if sum(entry.get("cmd") == "xreadgroup" for entry in client.client_list()) >= workers:
+            return
         time.sleep(0.1)
     raise SystemExit("the task workers did not start reading the seckill stream")
 

@@ -611,7 +611,7 @@ TABLE_HEAD = (
     "| run | commit | POST req/s | POST p99 | all final | floor banner req/s | POST ÷ floor | API CPU per POST "
     "| task CPU per order | API RSS | invariants |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
-PART_ORDER = ("before", "after", "profile-before", "profile-after")
+PART_ORDER = ("before", "before-2", "after", "after-2", "profile-before", "profile-after")
 
 
 def write_parts(path: Path, parts: dict[str, str], row: tuple[str, str] | None = None) -> None:

@@ -241,7 +241,11 @@ class Sampler:
             self.process.send_signal(signal.SIGINT)
             self.process.wait(timeout=60)
 
-    def summary(self, units: int, unit: str, top: int = 15) -> list[str]:
+    def summary(self, cpu_ms_per_unit: float, unit: str, top: int = 15) -> list[str]:
+        """Top frames by own time, then the stages' shares of the samples, priced at the CPU time ``/proc`` measured.
+
+        (A sample's wall time would also count the time a runnable worker waited for a core.)
+        """
         """The functions the workers spent their samples in, by own time and (Luffy's and the stack's) inclusive."""
         own: Counter[str] = Counter()
         inclusive: Counter[str] = Counter()
@@ -270,8 +274,7 @@ class Sampler:
             count = sum(samples for frame, samples in inclusive.items() if re.match(pattern, frame))
             share = count / total
             if share >= 0.005:
-                sampled_ms = count * 1000 / SAMPLES_PER_SECOND / units
-                out.append(f"- {share:6.1%}  ({sampled_ms:.3f} ms per {unit})  {name}")
+                out.append(f"- {share:6.1%}  (≈ {share * cpu_ms_per_unit:.3f} ms CPU per {unit})  {name}")
         return out
 
 
@@ -607,7 +610,8 @@ def main() -> None:
     print(row)
     notes: list[str] = []
     if sampler is not None and task_sampler is not None:
-        notes = [*sampler.summary(args.buyers, "POST"), "", *task_sampler.summary(max(database["orders"], 1), "order")]
+        task_cpu_ms_per_order = task_cpu / max(database["orders"], 1) * 1000
+        notes = [*sampler.summary(cpu_per_post_ms, "POST"), "", *task_sampler.summary(task_cpu_ms_per_order, "order")]
         print("\n".join(notes))
     if not args.no_write:
         if notes:

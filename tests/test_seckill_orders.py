@@ -251,7 +251,12 @@ async def test_orders_placed_together_are_one_statement_and_hand_out_exactly_the
 
     with count_statements(config.get_engine()) as statements:
         outcomes = await asyncio.gather(
-            *(batcher.place(task_id=new_task_id(), goods_id=goods_id, user_id=user, now=NOW) for user in users)
+            *(
+                batcher.place(
+                    task_id=new_task_id(), goods_id=goods_id, user_id=user, now=datetime.datetime.now(datetime.UTC)
+                )
+                for user in users
+            )
         )
 
     assert Counter(outcome.outcome for outcome in outcomes) == {ORDERED: 3, SOLD_OUT: 3}
@@ -275,9 +280,13 @@ async def test_a_batch_answers_a_redelivered_task_and_a_second_buyer_as_one_orde
     batcher = OrderBatcher(config)
 
     again, fresh, second = await asyncio.gather(
-        batcher.place(task_id=first_task, goods_id=goods_id, user_id=redelivered, now=NOW),
-        batcher.place(task_id=new_task_id(), goods_id=goods_id, user_id=new, now=NOW),
-        batcher.place(task_id=new_task_id(), goods_id=goods_id, user_id=holder, now=NOW),
+        batcher.place(
+            task_id=first_task, goods_id=goods_id, user_id=redelivered, now=datetime.datetime.now(datetime.UTC)
+        ),
+        batcher.place(task_id=new_task_id(), goods_id=goods_id, user_id=new, now=datetime.datetime.now(datetime.UTC)),
+        batcher.place(
+            task_id=new_task_id(), goods_id=goods_id, user_id=holder, now=datetime.datetime.now(datetime.UTC)
+        ),
     )
 
     assert again == first
@@ -298,11 +307,13 @@ async def test_batches_racing_other_writers_for_the_same_buyers_give_each_one_or
     # A batch and other writers (as other worker processes) for the same buyers at once.
     outcomes = await asyncio.gather(
         *(
-            batcher.place(task_id=task, goods_id=goods_id, user_id=user, now=NOW)
+            batcher.place(task_id=task, goods_id=goods_id, user_id=user, now=datetime.datetime.now(datetime.UTC))
             for task, user in zip(tasks, users, strict=True)
         ),
         *(
-            OrderBatcher(config).place(task_id=new_task_id(), goods_id=goods_id, user_id=user, now=NOW)
+            OrderBatcher(config).place(
+                task_id=new_task_id(), goods_id=goods_id, user_id=user, now=datetime.datetime.now(datetime.UTC)
+            )
             for user in users
         ),
     )

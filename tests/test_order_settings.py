@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,15 @@ def test_bad_payment_values_name_their_variable(tmp_path: Path, env: dict[str, s
     assert raised.value.variable == variable
     assert "PRIVATE KEY" not in str(raised.value)
     assert _body(key_pair(APP_KEYS).private_pem)[:40] not in str(raised.value)
+
+
+def test_an_api_process_loads_the_alipay_sdk_only_when_it_makes_a_payment_provider(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from luffy.app import create_app\n"
+        "from luffy.settings import load_settings\n"
+        f"create_app(load_settings({{'LUFFY_DATA_DIR': {str(tmp_path)!r}}}))\n"
+        "print('alipay' in sys.modules)\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == "False", "~5 MiB of resident memory in every API worker"

@@ -15,7 +15,14 @@ from sqlalchemy import select, update
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.models import SeckillGoods, SeckillOrder
 from luffy.seckill.schemas import DUPLICATE, NOT_ACTIVE, ORDERED, SOLD_OUT, PurchaseOutcome
-from luffy.seckill.services import SeckillError, load_goods, new_task_id, place_order, stock_report
+from luffy.seckill.services import (
+    OrderBatcher,
+    SeckillError,
+    load_goods,
+    new_task_id,
+    place_order,
+    stock_report,
+)
 from luffy.seed import load_seed
 from luffy.settings import Settings
 from tests.support.seckill_support import HAT, create_goods, create_users, sale_state
@@ -227,3 +234,89 @@ async def test_seeding_again_keeps_a_running_sales_stock(config: SQLAlchemyAsync
         await load_seed(session, settings.media_root)
 
     assert (await sale_state(config, goods.id)).stock == 7
+
+
+def postgresql_only(config: SQLAlchemyAsyncConfig) -> None:
+    if config.get_engine().dialect.name != "postgresql":
+        pytest.skip("the order batcher runs on PostgreSQL (SQLite has one writer and no data-modifying CTE)")
+
+
+async def test_orders_placed_together_are_one_statement_and_hand_out_exactly_the_stock(
+    config: SQLAlchemyAsyncConfig,
+) -> None:
+    postgresql_only(config)
+    goods_id = await create_goods(config, stock=3)
+    users = await create_users(config, 6)
+    batcher = OrderBatcher(config)
+
+    with count_statements(config.get_engine()) as statements:
+        outcomes = await asyncio.gather(
+            *(
+                batcher.place(
+                    task_id=new_task_id(), goods_id=goods_id, user_id=user, now=datetime.datetime.now(datetime.UTC)
+                )
+                for user in users
+            )
+        )
+
+    assert Counter(outcome.outcome for outcome in outcomes) == {ORDERED: 3, SOLD_OUT: 3}
+    assert sum("INSERT INTO luffy_seckill_order" in statement for statement in statements) == 1
+    async with session_scope(config) as session:
+        orders = {order.order_no: order.user_id for order in await session.scalars(select(SeckillOrder))}
+        stock = await session.scalar(select(SeckillGoods.stock).where(SeckillGoods.id == goods_id))
+    assert stock == 0
+    assert orders == {o.order_no: user for o, user in zip(outcomes, users, strict=True) if o.outcome == ORDERED}
+
+
+async def test_a_batch_answers_a_redelivered_task_and_a_second_buyer_as_one_order_at_a_time_would(
+    config: SQLAlchemyAsyncConfig,
+) -> None:
+    postgresql_only(config)
+    goods_id = await create_goods(config, stock=5)
+    redelivered, new, holder = await create_users(config, 3)
+    first_task = new_task_id()
+    first = await buy(config, goods_id, redelivered, first_task)
+    await buy(config, goods_id, holder)
+    batcher = OrderBatcher(config)
+
+    again, fresh, second = await asyncio.gather(
+        batcher.place(
+            task_id=first_task, goods_id=goods_id, user_id=redelivered, now=datetime.datetime.now(datetime.UTC)
+        ),
+        batcher.place(task_id=new_task_id(), goods_id=goods_id, user_id=new, now=datetime.datetime.now(datetime.UTC)),
+        batcher.place(
+            task_id=new_task_id(), goods_id=goods_id, user_id=holder, now=datetime.datetime.now(datetime.UTC)
+        ),
+    )
+
+    assert again == first
+    assert fresh.outcome == ORDERED
+    assert second == PurchaseOutcome(outcome=DUPLICATE)
+    assert (await sale_state(config, goods_id)).stock == 2
+
+
+async def test_batches_racing_other_writers_for_the_same_buyers_give_each_one_order_and_keep_the_stock_exact(
+    config: SQLAlchemyAsyncConfig,
+) -> None:
+    postgresql_only(config)
+    goods_id = await create_goods(config, stock=5)
+    users = await create_users(config, 4)
+    batcher = OrderBatcher(config)
+    tasks = [new_task_id() for _ in users]
+
+    # A batch and other writers (as other worker processes) for the same buyers at once.
+    outcomes = await asyncio.gather(
+        *(
+            batcher.place(task_id=task, goods_id=goods_id, user_id=user, now=datetime.datetime.now(datetime.UTC))
+            for task, user in zip(tasks, users, strict=True)
+        ),
+        *(
+            OrderBatcher(config).place(
+                task_id=new_task_id(), goods_id=goods_id, user_id=user, now=datetime.datetime.now(datetime.UTC)
+            )
+            for user in users
+        ),
+    )
+
+    assert Counter(outcome.outcome for outcome in outcomes) == {ORDERED: 4, DUPLICATE: 4}
+    assert (await sale_state(config, goods_id)).stock == 1

@@ -14,6 +14,8 @@ from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.reservations import RedisGoods
 from luffy.seckill.services import publish_goods
 from luffy.settings import Settings
+from luffy.tasks.broker import seckill_broker
+from luffy.tasks.seckill import PURCHASE_TASK
 from luffy.user.auth import issue_token
 from luffy.user.services import set_user_active
 from tests.support.seckill_support import HAT, create_goods, create_users, running
@@ -139,3 +141,24 @@ async def test_redis_down_is_a_503_not_a_500(clean_database: str, make_settings:
 
     assert (bought.status_code, bought.json()["code"]) == (503, 888)
     assert (polled.status_code, polled.json()["code"]) == (503, 888)
+
+
+async def test_a_queued_purchase_is_enqueued_by_the_admission_script_not_by_a_second_send(
+    shop: Shop, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    goods_id = await create_goods(shop.config, stock=1)
+    await shop.publish()
+    buyer, late = await create_users(shop.config, 2)
+
+    async def no_second_send(_message: object) -> None:
+        raise AssertionError("the order task was sent apart from its admission")
+
+    monkeypatch.setattr(seckill_broker, "kick", no_second_send)
+    task_id = (await shop.buy(buyer)).json()["task_id"]
+    sold_out = await shop.buy(late)
+
+    [(_entry_id, fields)] = await redis.xrange(seckill_broker.stream_name)
+    message = seckill_broker.formatter.loads(fields[b"data"])
+    assert (message.task_id, message.task_name) == (task_id, PURCHASE_TASK)
+    assert message.kwargs == {"goods_id": goods_id, "user_id": buyer}
+    assert sold_out.json()["reason"] == "sold_out"

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ResponseError
 from taskiq.exceptions import SendTaskError
 
 from luffy.app import create_app
@@ -26,6 +27,7 @@ from luffy.seckill.reservations import (
     GoodsState,
     RedisGoods,
     RedisReservations,
+    TaskEntry,
 )
 from luffy.seckill.schemas import DUPLICATE, NOT_ACTIVE, ORDERED, SOLD_OUT, PurchaseRequest
 from luffy.seckill.services import new_task_id, request_purchase
@@ -85,6 +87,41 @@ async def test_admission_takes_a_unit_and_records_the_owner(reservations: RedisR
     assert await reservations.owner(task_id) == 41
     assert 0 < await redis.ttl(f"{PREFIX}task:{task_id}") <= 60
     assert (await reservations.state([HAT_ID]))[HAT_ID] == RedisGoods(stock=2, pending=1, buyers=1)
+
+
+STREAM = "luffy:queue:test-seckill"
+
+
+def entry(maxlen: int | None = 100) -> TaskEntry:
+    return TaskEntry(stream=STREAM, head=b'{"goods_id":', tail=b',"user":1}', maxlen=maxlen, approximate=True)
+
+
+async def test_admission_given_the_task_entry_enqueues_it_with_the_goods_id_in_the_same_script(
+    reservations: RedisReservations, redis: Redis
+) -> None:
+    await reservations.sync(hat(stock=1))
+
+    queued = await reservations.admit(
+        name=HAT, goods_id=None, user_id=1, task_id=new_task_id(), now=time.time(), entry=entry()
+    )
+    refused = await reservations.admit(
+        name=HAT, goods_id=None, user_id=2, task_id=new_task_id(), now=time.time(), entry=entry(maxlen=None)
+    )
+
+    assert queued == Admission(status=QUEUED, goods_id=HAT_ID, enqueued=True)
+    assert refused == Admission(status=SOLD_OUT, goods_id=HAT_ID, enqueued=False)
+    assert [fields for _id, fields in await redis.xrange(STREAM)] == [{b"data": b'{"goods_id":7,"user":1}'}]
+
+
+async def test_an_entry_that_cannot_be_added_takes_nothing(reservations: RedisReservations, redis: Redis) -> None:
+    await reservations.sync(hat(stock=1))
+    await redis.set(STREAM, "not a stream")
+
+    with pytest.raises(ResponseError):
+        await reservations.admit(name=HAT, goods_id=None, user_id=1, task_id="t", now=time.time(), entry=entry())
+
+    assert (await reservations.state([HAT_ID]))[HAT_ID] == RedisGoods(stock=1, pending=0, buyers=0)
+    assert await reservations.owner("t") is None
 
 
 async def test_admission_by_id_works_like_by_name(reservations: RedisReservations) -> None:

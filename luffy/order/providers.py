@@ -18,8 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
-from alipay import AliPay
-from alipay.exceptions import AliPayException
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -120,6 +118,10 @@ class PaymentProvider:
         self.gateway = gateway
         self.notify_url = notify_url
         self.return_url = return_url
+        # Imported here, on the first payment: the SDK (and the crypto library under it) is ~5 MiB of
+        # memory in every API worker, most of which never takes a payment.
+        from alipay import AliPay
+
         self._client = AliPay(
             appid=app_id,
             app_private_key_string=app_private_key,
@@ -163,6 +165,8 @@ class PaymentProvider:
         if not signature or params.get("sign_type") != SIGN_TYPE:
             return False
         unsigned = {key: value for key, value in params.items() if key != "sign"}
+        from alipay.exceptions import AliPayException
+
         try:
             return self._client.verify(unsigned, signature)
         except (ValueError, TypeError, AliPayException):

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
-from alipay import AliPay
 
 from luffy.order.providers import (
     BEIJING,
@@ -96,6 +95,9 @@ class SimulatedAlipay:
         self.app_id = app_id
         self.transport = transport
         # The SDK from Alipay's side: it signs with the stand-in Alipay's key and checks the app's signatures.
+        # (Imported on first use, as in ``providers``: most API workers never load it.)
+        from alipay import AliPay
+
         self._alipay = AliPay(
             appid=app_id,
             app_private_key_string=keys.alipay_private_key,

@@ -13,8 +13,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from litestar import Controller, Litestar, Request, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.security.jwt import Token
 from redis.exceptions import RedisError
@@ -43,8 +41,9 @@ from luffy.user.auth import REVOCATION_CHECKED_IN_HANDLER, AuthUser
 logger = logging.getLogger("luffy.seckill")
 
 
-def _desk(state: State) -> SeckillDesk:
-    return state.seckill_desk
+def _desk(request: Request[AuthUser, Token, Any]) -> SeckillDesk:
+    """The desk the lifespan built, read from the app's state (no per-request dependency to resolve)."""
+    return request.app.state.seckill_desk
 
 
 class SeckillController(Controller):
@@ -52,7 +51,6 @@ class SeckillController(Controller):
 
     path = "/user/sckill"
     tags = ["seckill"]
-    dependencies = {"desk": Provide(_desk, sync_to_thread=False)}
 
     @post(
         "/",
@@ -66,9 +64,8 @@ class SeckillController(Controller):
         self,
         request: Request[AuthUser, Token, Any],
         data: JSONBody[PurchaseRequest],
-        desk: NamedDependency[SeckillDesk],
     ) -> QueuedReply | FailedReply:
-        return await desk.request(data, request.user.id)
+        return await _desk(request).request(data, request.user.id)
 
     @get(
         "/",
@@ -79,10 +76,9 @@ class SeckillController(Controller):
     async def outcome(
         self,
         request: Request[AuthUser, Token, Any],
-        desk: NamedDependency[SeckillDesk],
         task_id: Annotated[str, Parameter(min_length=1, max_length=TASK_ID_MAX_LENGTH)],
     ) -> OrderedReply | FailedReply | WaitingReply | NotSucceededReply:
-        return await desk.status(task_id, request.user.id)
+        return await _desk(request).status(task_id, request.user.id)
 
 
 class SeckillPageController(Controller):
@@ -90,7 +86,6 @@ class SeckillPageController(Controller):
 
     path = "/user"
     tags = ["seckill"]
-    dependencies = {"desk": Provide(_desk, sync_to_thread=False)}
 
     @get(
         "/seckill",
@@ -103,12 +98,11 @@ class SeckillPageController(Controller):
     async def buy_now(
         self,
         request: Request[AuthUser, Token, Any],
-        desk: NamedDependency[SeckillDesk],
         goods_id: Annotated[
             int | None, QueryParameter(ge=1, le=MAX_GOODS_ID, description="Buy this goods instead.")
         ] = None,
     ) -> PageQueuedReply | FailedReply:
-        return await desk.request_now(goods_id, request.user.id)
+        return await _desk(request).request_now(goods_id, request.user.id)
 
     @get(
         "/get_result",
@@ -119,12 +113,11 @@ class SeckillPageController(Controller):
     async def result(
         self,
         request: Request[AuthUser, Token, Any],
-        desk: NamedDependency[SeckillDesk],
         task_id: Annotated[
             str, QueryParameter(name="id", min_length=1, max_length=TASK_ID_MAX_LENGTH, description="The task id.")
         ],
     ) -> OrderedReply | PageFailedReply | PageWaitingReply:
-        return await desk.result(task_id, request.user.id)
+        return await _desk(request).result(task_id, request.user.id)
 
 
 @asynccontextmanager

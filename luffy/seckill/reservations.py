@@ -85,6 +85,15 @@ local buyers = prefix .. 'buyers:' .. id
 if redis.call('HEXISTS', prefix .. 'pending:' .. id, task_id) == 1 then return {'queued', id} end
 if redis.call('SISMEMBER', buyers, user) == 1 then return {'duplicate', id} end
 if tonumber(info[3]) <= 0 then return {'sold_out', id} end
+-- The order task's stream entry, first: should adding it fail, nothing has been taken.
+if ARGV[8] == '1' then
+  local data = ARGV[11] .. id .. ARGV[12]
+  if ARGV[9] == '' then
+    redis.call('XADD', KEYS[4], '*', 'data', data)
+  else
+    redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[10], ARGV[9], '*', 'data', data)
+  end
+end
 redis.call('HINCRBY', goods, 'stock', -1)
 redis.call('SADD', buyers, user)
 redis.call('HSET', prefix .. 'pending:' .. id, task_id, user .. ':' .. ARGV[6])
@@ -156,10 +165,27 @@ return redis.call('DEL', goods, prefix .. 'buyers:' .. id, prefix .. 'pending:' 
 
 
 class Admission(msgspec.Struct, frozen=True):
-    """The gate's answer: ``queued`` (a unit is held for the task) or why not."""
+    """The gate's answer: ``queued`` (a unit is held for the task) or why not.
+
+    ``enqueued``: the order task's message was added to its stream by the admission itself.
+    """
 
     status: str
     goods_id: int | None
+    enqueued: bool = False
+
+
+class TaskEntry(msgspec.Struct, frozen=True):
+    """The order task's stream entry, which admission adds in the same script when it admits the buyer.
+
+    Its ``data`` is ``head + goods id + tail`` (the goods is known only once the script has found it).
+    """
+
+    stream: str
+    head: bytes
+    tail: bytes
+    maxlen: int | None
+    approximate: bool
 
 
 class GoodsState(msgspec.Struct, frozen=True):
@@ -200,12 +226,21 @@ class RedisReservations:
         self._remove = redis.register_script(_REMOVE)
 
     async def admit(
-        self, *, name: str | None, goods_id: int | None, user_id: int, task_id: str, now: float
+        self,
+        *,
+        name: str | None,
+        goods_id: int | None,
+        user_id: int,
+        task_id: str,
+        now: float,
+        entry: TaskEntry | None = None,
     ) -> Admission:
         """Take one unit for ``user_id`` if any is left and they hold none, and record the task's owner.
 
         The goods is found by id, else by name, else (both ``None``) it is the one on sale now that
-        started last. A user in the revocation list is refused first, in the same script.
+        started last. A user in the revocation list is refused first, in the same script. With an
+        ``entry``, the order task is enqueued by the same script: one round trip, and a unit is
+        never held for a task that was not sent.
         """
         if goods_id is not None:
             by, ref = "id", str(goods_id)
@@ -213,12 +248,20 @@ class RedisReservations:
             by, ref = "name", name
         else:
             by, ref = "current", ""
-        status, found = await self._admit(
-            keys=[NAMES_KEY, REVOKED_KEY, LOADED_KEY],
-            args=[PREFIX, by, ref, user_id, task_id, repr(now), self.owner_ttl_seconds],
-        )
+        keys = [NAMES_KEY, REVOKED_KEY, LOADED_KEY]
+        args: list[str | int | bytes] = [PREFIX, by, ref, user_id, task_id, repr(now), self.owner_ttl_seconds]
+        if entry is not None:
+            keys.append(entry.stream)
+            maxlen = "" if entry.maxlen is None else str(entry.maxlen)
+            args += ["1", maxlen, "~" if entry.approximate else "=", entry.head, entry.tail]
+        status, found = await self._admit(keys=keys, args=args)
         found_id = _text(found)
-        return Admission(status=_text(status), goods_id=int(found_id) if found_id else None)
+        status = _text(status)
+        return Admission(
+            status=status,
+            goods_id=int(found_id) if found_id else None,
+            enqueued=entry is not None and status == QUEUED,
+        )
 
     async def settle(self, goods_id: int, task_id: str, outcome: str) -> None:
         """Close the task's reservation: kept as an order, or given back (see ``_SETTLE``)."""

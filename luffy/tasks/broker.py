@@ -26,13 +26,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.stores.base import Store
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AckableMessage, AsyncBroker, SmartRetryMiddleware, TaskiqEvents
+from taskiq import AckableMessage, AsyncBroker, SmartRetryMiddleware, TaskiqEvents, TaskiqMiddleware
 from taskiq.brokers.inmemory_broker import InMemoryBroker, InmemoryResultBackend
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage, TaskiqMessage
@@ -67,6 +68,15 @@ logger = logging.getLogger("luffy.tasks")
 StreamRead = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
+class StreamEntry(msgspec.Struct, frozen=True):
+    """A task message as its Redis stream entry: what ``XADD stream [MAXLEN [~] maxlen] * data <data>`` adds."""
+
+    stream: str
+    data: bytes
+    maxlen: int | None
+    approximate: bool
+
+
 class ReclaimingStreamBroker(RedisStreamBroker):
     """taskiq-redis's stream broker, made to redeliver on a quiet queue and to free acknowledged entries.
 
@@ -82,6 +92,7 @@ class ReclaimingStreamBroker(RedisStreamBroker):
     """
 
     _listening = False
+    _acker: Redis | None = None
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         self._listening = True
@@ -145,8 +156,13 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                     )
 
     def _ack_generator(self, id: bytes | str, queue_name: bytes | str) -> Callable[[], Awaitable[None]]:
+        if self._acker is None:
+            # One client for every acknowledgement (a redis-py client object is costly to build per message).
+            self._acker = Redis(connection_pool=self.connection_pool)
+        redis = self._acker
+
         async def ack() -> None:
-            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=True) as pipe:
+            async with redis.pipeline(transaction=True) as pipe:
                 pipe.xack(queue_name, self.consumer_group_name, id)
                 pipe.xdel(queue_name, id)
                 await pipe.execute()
@@ -355,6 +371,26 @@ class QueueBroker(InMemoryBroker):
             await self._resources.aclose()
             self._stream = None
             self.started = False
+
+    def stream_message(self, message: TaskiqMessage) -> StreamEntry | None:
+        """``message`` as the entry ``kick`` would add to the Redis stream, for a sender that adds it itself.
+
+        ``None`` when tasks run in this process, or when a middleware acts on sending (only
+        ``AsyncKicker.kiq`` calls those hooks).
+        """
+        if self._stream is None or not self.started:
+            return None
+        for middleware in self.middlewares:
+            if type(middleware).pre_send is not TaskiqMiddleware.pre_send:
+                return None
+            if type(middleware).post_send is not TaskiqMiddleware.post_send:
+                return None
+        return StreamEntry(
+            stream=self._stream.queue_name,
+            data=self.formatter.dumps(message).message,
+            maxlen=self._stream.maxlen,
+            approximate=self._stream.approximate,
+        )
 
     async def kick(self, message: BrokerMessage) -> None:
         if self._stream is not None:

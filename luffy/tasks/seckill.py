@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from redis.exceptions import RedisError
 from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq.abc.result_backend import AsyncResultBackend
 from taskiq.state import TaskiqState
 
 from luffy.cache import make_redis
-from luffy.seckill.services import SeckillGate, abandon_purchase, complete_purchase, make_gate
+from luffy.seckill.reservations import TaskEntry
+from luffy.seckill.services import OrderBatcher, SeckillGate, abandon_purchase, complete_purchase, make_gate
 from luffy.tasks.broker import seckill_broker
 from luffy.tasks.deps import SessionDep
 from luffy.tasks.outage import waits_out_outages
@@ -28,11 +30,12 @@ async def _open_gate(state: TaskiqState) -> None:
         store=state.cache_store,
         owner_ttl_seconds=settings.result_ttl_seconds,
     )
+    state.order_batcher = OrderBatcher(state.sqlalchemy_config) if settings.is_postgres else None
 
 
 async def _close_gate(state: TaskiqState) -> None:
     redis = getattr(state, "seckill_redis", None)
-    state.seckill_redis = state.seckill_gate = None
+    state.seckill_redis = state.seckill_gate = state.order_batcher = None
     if redis is not None:
         await redis.aclose()
 
@@ -55,9 +58,19 @@ async def purchase(
     gate: GateDep,
 ) -> dict[str, str | None]:
     outcome = await complete_purchase(
-        session, gate, task_id=context.message.task_id, goods_id=goods_id, user_id=user_id
+        session,
+        gate,
+        task_id=context.message.task_id,
+        goods_id=goods_id,
+        user_id=user_id,
+        batcher=context.state.order_batcher,
     )
     return outcome.as_result()
+
+
+# Stands for the goods id in a message prepared before admission has found the goods.
+_GOODS_ID_SLOT = "luffy-goods-id-slot"
+_GOODS_ID_SLOT_JSON = msgspec.json.encode(_GOODS_ID_SLOT)
 
 
 class PurchaseTaskQueue:
@@ -66,6 +79,21 @@ class PurchaseTaskQueue:
     async def enqueue(self, task_id: str, goods_id: int, user_id: int) -> None:
         # The task's other parameters are TaskIQ dependencies, filled where it runs.
         await purchase.kicker().with_task_id(task_id).kiq(goods_id=goods_id, user_id=user_id)  # type: ignore[call-overload]
+
+    def entry(self, task_id: str, user_id: int) -> TaskEntry | None:
+        """The order task's stream entry, for the admission script to add when it admits the buyer.
+
+        The message is the one ``enqueue`` sends, with the goods id left out: the script splices
+        it in. ``None`` where ``enqueue`` must send it (embedded mode, or a send hook present).
+        """
+        message = purchase.kicker().with_task_id(task_id)._prepare_message(goods_id=_GOODS_ID_SLOT, user_id=user_id)
+        entry = seckill_broker.stream_message(message)
+        if entry is None:
+            return None
+        head, slot, tail = entry.data.partition(_GOODS_ID_SLOT_JSON)
+        if not slot or _GOODS_ID_SLOT_JSON in tail:
+            return None
+        return TaskEntry(stream=entry.stream, head=head, tail=tail, maxlen=entry.maxlen, approximate=entry.approximate)
 
     def results(self) -> AsyncResultBackend[Any]:
         return seckill_broker.result_backend

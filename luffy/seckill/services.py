@@ -22,14 +22,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, cast, runtime_checkable
 
 import msgspec
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.stores.base import Store
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import ColumnElement, Insert, Update, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Insert, Table, Update, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from taskiq.abc.result_backend import AsyncResultBackend
@@ -582,7 +582,7 @@ def _order_in_one_statement() -> Insert:
     Core tables rather than the ORM classes, so running it skips the ORM's bulk-insert machinery,
     and one statement object, so SQLAlchemy's compiled cache is hit without rebuilding its key.
     """
-    goods, orders = SeckillGoods.__table__, SeckillOrder.__table__
+    goods, orders = cast("Table", SeckillGoods.__table__), cast("Table", SeckillOrder.__table__)
     now = bindparam("now", type_=goods.c.updated_time.type)
     taken = (
         update(goods)

@@ -19,8 +19,9 @@ from luffy.user.models import User
 from luffy.user.passwords import make_password, verify_password
 from luffy.user.services import create_user
 from tests import test_user_api
+from tests.support.database import execute_sql
 from tests.support.user_helpers import me_after_login
-from tests.test_user_api import SEND, SettingsFactory, closed_port_url, count_rows, run_sql, running, sms_code
+from tests.test_user_api import SEND, SettingsFactory, closed_port_url, count_rows, running, sms_code
 
 # The SMS tests' fixtures: both caches (embedded, Redis), and both databases or SQLite only.
 cache_url = test_user_api.cache_url
@@ -63,7 +64,7 @@ async def test_register_then_log_in_by_username_mobile_and_email_then_me(sms_set
         registered = await client.post(REGISTER, json={"mobile": MOBILE, "code": code, "password": PASSWORD})
         assert registered.status_code == 200, registered.text
         assert registered.json() == {"code": 100, "msg": "注册成功"}
-        await run_sql(settings.database_url, update(User).values(email="Luffy@Example.com"))
+        await execute_sql(settings.database_url, update(User).values(email="Luffy@Example.com"))
 
         for name in (MOBILE, "luffy@example.com", "LUFFY@example.COM"):
             login = await client.post("/api/v1/user/login", json={"username": name, "password": PASSWORD})
@@ -130,7 +131,7 @@ async def test_wrong_password_unknown_user_and_disabled_user_get_the_same_400(sm
     settings = sms_settings()
     await make_user(settings.database_url, username="zoro", mobile="13900139000")
     await make_user(settings.database_url, username="nami", mobile="13700137000")
-    await run_sql(settings.database_url, update(User).where(User.username == "nami").values(is_active=False))
+    await execute_sql(settings.database_url, update(User).where(User.username == "nami").values(is_active=False))
     async with running(settings) as client:
         replies = [
             await client.post(LOGIN, json={"username": "zoro", "password": "wrong-password"}),
@@ -146,7 +147,7 @@ async def test_a_user_without_a_password_cannot_log_in_with_one(sqlite_only: Set
     """Users made by SMS login have Django's unusable password (``!...``): nothing matches it."""
     settings = sqlite_only()
     user_id = await make_user(settings.database_url, username="usopp", mobile=MOBILE)
-    await run_sql(settings.database_url, update(User).values(password="!" + "x" * 40))
+    await execute_sql(settings.database_url, update(User).values(password="!" + "x" * 40))
     async with running(settings) as client:
         for password in ("!" + "x" * 40, "", PASSWORD):
             reply = await client.post(LOGIN, json={"username": "usopp", "password": password})

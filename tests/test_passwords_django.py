@@ -14,8 +14,9 @@ from sqlalchemy import update
 from luffy.settings import Settings
 from luffy.user import passwords
 from luffy.user.models import User
+from tests.support.database import execute_sql
 from tests.test_accounts_api import LOGIN, make_user, stored_password
-from tests.test_user_api import run_sql, running
+from tests.test_user_api import running
 
 PASSWORD = "海贼王-One Piece 2026"
 
@@ -86,7 +87,7 @@ async def test_a_django_pbkdf2_user_logs_in_and_the_hash_becomes_argon2_that_dja
     user_id = await make_user(clean_database, username="zoro", mobile="13800138000")
     hasher = django_hashers.PBKDF2PasswordHasher()  # type: ignore[attr-defined]
     django_hash = hasher.encode(PASSWORD, hasher.salt(), iterations=260_000)
-    await run_sql(clean_database, update(User).where(User.id == user_id).values(password=django_hash))
+    await execute_sql(clean_database, update(User).where(User.id == user_id).values(password=django_hash))
     async with running(settings) as client:
         wrong = await client.post(LOGIN, json={"username": "zoro", "password": "not-it-at-all"})
         assert wrong.status_code == 400

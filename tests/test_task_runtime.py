@@ -21,9 +21,10 @@ from luffy.settings import Settings, load_settings
 from luffy.tasks.banner import update_banner
 from luffy.tasks.broker import CONSUMER_GROUP, configure_brokers, default_broker, start_brokers, stop_brokers
 from tests.conftest import TEST_SECRET
+from tests.support.database import execute_sql
 from tests.support.processes import LuffyProcess, run_luffy, wait_until
 from tests.support.waiting import eventually
-from tests.test_home import BANNERS_URL, execute
+from tests.test_home import BANNERS_URL
 
 pytestmark = pytest.mark.slow
 STREAM = default_broker.stream_name
@@ -116,7 +117,7 @@ async def test_a_task_sent_by_the_api_runs_in_a_worker_process(task_env: dict[st
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
         task_id = (await client.post("/probe/update-banner")).json()["task_id"]
         assert await poll_result(client, task_id) == {"ready": True, "value": [1, 2, 3], "failed": False}
-        await execute(task_env["LUFFY_DATABASE_URL"], update(Banner).where(Banner.id == 1).values(title="缓存里的"))
+        await execute_sql(task_env["LUFFY_DATABASE_URL"], update(Banner).where(Banner.id == 1).values(title="缓存里的"))
         # The worker filled the cache, so this answer comes from it, not from the changed row.
         assert (await client.get(BANNERS_URL)).json()["result"][0]["title"] == "Python开发入门"
     assert f"Executing task update_banner with ID: {task_id}" in worker.log
@@ -187,7 +188,7 @@ async def test_the_scheduler_refreshes_the_cache_through_a_worker(task_env: dict
     scheduler.wait_for_log("scheduler leading")
     async with AsyncTestClient(app=create_app(load_settings(env)), base_url="http://testserver.local") as client:
         await client.get(BANNERS_URL)
-        await execute(env["LUFFY_DATABASE_URL"], update(Banner).where(Banner.id == 3).values(title="直接改库"))
+        await execute_sql(env["LUFFY_DATABASE_URL"], update(Banner).where(Banner.id == 3).values(title="直接改库"))
 
         async def refreshed() -> list[str] | None:
             titles = [banner["title"] for banner in (await client.get(BANNERS_URL)).json()["result"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
@@ -25,6 +25,7 @@ from luffy.seckill.services import (
 )
 from luffy.seed import load_seed
 from luffy.settings import Settings
+from tests.conftest import truncate_all
 from tests.support.seckill_support import HAT, create_goods, create_users, sale_state
 from tests.support.sqlcount import count_statements
 
@@ -236,20 +237,25 @@ async def test_seeding_again_keeps_a_running_sales_stock(config: SQLAlchemyAsync
     assert (await sale_state(config, goods.id)).stock == 7
 
 
-def postgresql_only(config: SQLAlchemyAsyncConfig) -> None:
-    if config.get_engine().dialect.name != "postgresql":
-        pytest.skip("the order batcher runs on PostgreSQL (SQLite has one writer and no data-modifying CTE)")
+@pytest.fixture
+async def postgres_config(
+    postgres_url: str, make_settings: Callable[..., Settings]
+) -> AsyncIterator[SQLAlchemyAsyncConfig]:
+    """The order batcher's database: PostgreSQL only (SQLite has one writer and no data-modifying CTE)."""
+    await truncate_all(postgres_url)
+    config = make_sqlalchemy_config(make_settings(postgres_url))
+    yield config
+    await config.get_engine().dispose()
 
 
 async def test_orders_placed_together_are_one_statement_and_hand_out_exactly_the_stock(
-    config: SQLAlchemyAsyncConfig,
+    postgres_config: SQLAlchemyAsyncConfig,
 ) -> None:
-    postgresql_only(config)
-    goods_id = await create_goods(config, stock=3)
-    users = await create_users(config, 6)
-    batcher = OrderBatcher(config)
+    goods_id = await create_goods(postgres_config, stock=3)
+    users = await create_users(postgres_config, 6)
+    batcher = OrderBatcher(postgres_config)
 
-    with count_statements(config.get_engine()) as statements:
+    with count_statements(postgres_config.get_engine()) as statements:
         outcomes = await asyncio.gather(
             *(
                 batcher.place(
@@ -261,7 +267,7 @@ async def test_orders_placed_together_are_one_statement_and_hand_out_exactly_the
 
     assert Counter(outcome.outcome for outcome in outcomes) == {ORDERED: 3, SOLD_OUT: 3}
     assert sum("INSERT INTO luffy_seckill_order" in statement for statement in statements) == 1
-    async with session_scope(config) as session:
+    async with session_scope(postgres_config) as session:
         orders = {order.order_no: order.user_id for order in await session.scalars(select(SeckillOrder))}
         stock = await session.scalar(select(SeckillGoods.stock).where(SeckillGoods.id == goods_id))
     assert stock == 0
@@ -269,15 +275,14 @@ async def test_orders_placed_together_are_one_statement_and_hand_out_exactly_the
 
 
 async def test_a_batch_answers_a_redelivered_task_and_a_second_buyer_as_one_order_at_a_time_would(
-    config: SQLAlchemyAsyncConfig,
+    postgres_config: SQLAlchemyAsyncConfig,
 ) -> None:
-    postgresql_only(config)
-    goods_id = await create_goods(config, stock=5)
-    redelivered, new, holder = await create_users(config, 3)
+    goods_id = await create_goods(postgres_config, stock=5)
+    redelivered, new, holder = await create_users(postgres_config, 3)
     first_task = new_task_id()
-    first = await buy(config, goods_id, redelivered, first_task)
-    await buy(config, goods_id, holder)
-    batcher = OrderBatcher(config)
+    first = await buy(postgres_config, goods_id, redelivered, first_task)
+    await buy(postgres_config, goods_id, holder)
+    batcher = OrderBatcher(postgres_config)
 
     again, fresh, second = await asyncio.gather(
         batcher.place(
@@ -292,16 +297,15 @@ async def test_a_batch_answers_a_redelivered_task_and_a_second_buyer_as_one_orde
     assert again == first
     assert fresh.outcome == ORDERED
     assert second == PurchaseOutcome(outcome=DUPLICATE)
-    assert (await sale_state(config, goods_id)).stock == 2
+    assert (await sale_state(postgres_config, goods_id)).stock == 2
 
 
 async def test_batches_racing_other_writers_for_the_same_buyers_give_each_one_order_and_keep_the_stock_exact(
-    config: SQLAlchemyAsyncConfig,
+    postgres_config: SQLAlchemyAsyncConfig,
 ) -> None:
-    postgresql_only(config)
-    goods_id = await create_goods(config, stock=5)
-    users = await create_users(config, 4)
-    batcher = OrderBatcher(config)
+    goods_id = await create_goods(postgres_config, stock=5)
+    users = await create_users(postgres_config, 4)
+    batcher = OrderBatcher(postgres_config)
     tasks = [new_task_id() for _ in users]
 
     # A batch and other writers (as other worker processes) for the same buyers at once.
@@ -311,7 +315,7 @@ async def test_batches_racing_other_writers_for_the_same_buyers_give_each_one_or
             for task, user in zip(tasks, users, strict=True)
         ),
         *(
-            OrderBatcher(config).place(
+            OrderBatcher(postgres_config).place(
                 task_id=new_task_id(), goods_id=goods_id, user_id=user, now=datetime.datetime.now(datetime.UTC)
             )
             for user in users
@@ -319,4 +323,4 @@ async def test_batches_racing_other_writers_for_the_same_buyers_give_each_one_or
     )
 
     assert Counter(outcome.outcome for outcome in outcomes) == {ORDERED: 4, DUPLICATE: 4}
-    assert (await sale_state(config, goods_id)).stock == 1
+    assert (await sale_state(postgres_config, goods_id)).stock == 1

@@ -44,6 +44,9 @@ def served(seeded_postgres_env: dict[str, str], tmp_path: Path, request: pytest.
     )
     try:
         wait_until(lambda: healthy(base), timeout=30, what=f"luffy serve --server {request.param}")
+        # Both workers up before the test ends: Granian stopped while a worker is still starting
+        # waits out its 15 s grace period for that worker.
+        wait_until(lambda: process.log.count(" up: database ") == 2, timeout=30, what="both workers to start")
         yield base
     finally:
         process.stop()

@@ -86,6 +86,16 @@ Enqueue = Callable[[str, int, int], Awaitable[Any]]
 # ``restore()``: rebuild Redis's lost sale state; ``False`` when another process is doing it.
 Restore = Callable[[], Awaitable[bool]]
 FindOrder = Callable[[str], Awaitable[SeckillOrder | None]]
+
+
+class Decide(Protocol):
+    """What becomes of one order request, in the given session: ``place_order`` or ``_why_not``."""
+
+    async def __call__(
+        self, session: AsyncSession, *, task_id: str, goods_id: int, user_id: int, now: datetime.datetime
+    ) -> PurchaseOutcome: ...
+
+
 # ``entry(task_id, user_id)``: the order task's stream entry, for the gate to enqueue while admitting.
 Entry = Callable[[str, int], TaskEntry | None]
 
@@ -784,29 +794,29 @@ class OrderBatcher:
                 ordered = {row.task_id for row in written}
         except IntegrityError:
             return await self._one_by_one(requests)
-        outcomes: list[PurchaseOutcome] = []
-        for request, order_no in zip(requests, order_nos, strict=True):
-            if request.task_id in ordered:
-                outcomes.append(PurchaseOutcome(outcome=ORDERED, order_no=order_no))
-            else:
-                async with session_scope(self.sqlalchemy_config) as session:
-                    outcomes.append(
-                        await _why_not(
-                            session,
-                            task_id=request.task_id,
-                            goods_id=request.goods_id,
-                            user_id=request.user_id,
-                            now=request.now,
-                        )
-                    )
-        return outcomes
+        not_ordered = [request for request in requests if request.task_id not in ordered]
+        why_not = dict(
+            zip(
+                (request.task_id for request in not_ordered), await self._each_alone(not_ordered, _why_not), strict=True
+            )
+        )
+        return [
+            PurchaseOutcome(outcome=ORDERED, order_no=order_no)
+            if request.task_id in ordered
+            else why_not[request.task_id]
+            for request, order_no in zip(requests, order_nos, strict=True)
+        ]
 
     async def _one_by_one(self, requests: list[_OrderRequest]) -> list[PurchaseOutcome]:
+        return await self._each_alone(requests, place_order)
+
+    async def _each_alone(self, requests: list[_OrderRequest], decide: Decide) -> list[PurchaseOutcome]:
+        """``decide`` for each request in a session (one transaction) of its own, in order."""
         outcomes = []
         for request in requests:
             async with session_scope(self.sqlalchemy_config) as session:
                 outcomes.append(
-                    await place_order(
+                    await decide(
                         session,
                         task_id=request.task_id,
                         goods_id=request.goods_id,

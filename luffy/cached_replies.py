@@ -29,6 +29,7 @@ from litestar.config.cors import CORSConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
+from luffy.app import API_PREFIX
 from luffy.cache import CACHE_ERRORS, CacheOutage
 from luffy.course import cache as catalogue_cache
 from luffy.home.controllers import cached_banner_reply
@@ -38,14 +39,13 @@ from luffy.settings import Settings
 
 logger = logging.getLogger("luffy.cached_replies")
 
-API = "/api/v1"
-BANNER_PATH = f"{API}/home/banner/"
-CATEGORIES_PATH = f"{API}/course/category/"
-COURSE_LIST_PATHS = frozenset(f"{API}/course/{name}/" for name in ("actual", "list", "search"))
-CHAPTERS_PATH = f"{API}/course/chapter/"
+BANNER_PATH = f"{API_PREFIX}/home/banner/"
+CATEGORIES_PATH = f"{API_PREFIX}/course/category/"
+COURSE_LIST_PATHS = frozenset(f"{API_PREFIX}/course/{name}/" for name in ("actual", "list", "search"))
+CHAPTERS_PATH = f"{API_PREFIX}/course/chapter/"
 # Ids as the app writes them (no sign, no leading zero, at most MAX_ID's 16 digits); any other
 # spelling goes to the app, which parses it.
-COURSE_DETAIL = re.compile(rf"{API}/course/(?:actual|list)/([1-9][0-9]{{0,15}})/")
+COURSE_DETAIL = re.compile(rf"{API_PREFIX}/course/(?:actual|list)/([1-9][0-9]{{0,15}})/")
 CHAPTERS_QUERY = re.compile(r"course=([1-9][0-9]{0,15})")
 JSON_HEADERS = ((b"content-type", b"application/json"),)
 

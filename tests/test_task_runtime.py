@@ -13,13 +13,26 @@ import pytest
 import redis
 from litestar import Litestar, get, post
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 from sqlalchemy import update
+from taskiq import TaskiqResult
+from taskiq.serializers import JSONSerializer
+from taskiq_redis import RedisAsyncResultBackend
+from taskiq_redis.exceptions import ResultIsMissingError
 
 from luffy.app import create_app
 from luffy.home.models import Banner
 from luffy.settings import Settings, load_settings
 from luffy.tasks.banner import update_banner
-from luffy.tasks.broker import CONSUMER_GROUP, configure_brokers, default_broker, start_brokers, stop_brokers
+from luffy.tasks.broker import (
+    CONSUMER_GROUP,
+    RESULT_PREFIX,
+    SharedClientResultBackend,
+    configure_brokers,
+    default_broker,
+    start_brokers,
+    stop_brokers,
+)
 from tests.conftest import TEST_SECRET
 from tests.support.database import execute_sql
 from tests.support.processes import LuffyProcess, run_luffy, wait_until
@@ -106,6 +119,40 @@ async def poll_result(client: AsyncTestClient[Litestar], task_id: str) -> dict[s
         return body if body["ready"] else None
 
     return await eventually(ready, within=20, every=0.1, what=f"the result of task {task_id}")
+
+
+async def test_results_are_saved_and_read_as_taskiq_redis_does_without_a_client_per_call(
+    redis_client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options: dict[str, Any] = {"result_ex_time": 60, "prefix_str": RESULT_PREFIX, "serializer": JSONSerializer()}
+    shared = SharedClientResultBackend(redis_url, **options)
+    library = RedisAsyncResultBackend[Any](redis_url, **options)
+    saved = TaskiqResult(is_err=False, log="a log line", return_value={"outcome": "ordered"}, execution_time=0.1)
+    clients_built: list[Redis] = []
+    build_client = Redis.__init__
+
+    def counting_build(client: Redis, *args: Any, **kwargs: Any) -> None:
+        clients_built.append(client)
+        build_client(client, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "__init__", counting_build)
+    try:
+        await shared.set_result("task-1", saved)
+        read = await shared.get_result("task-1")
+        with pytest.raises(ResultIsMissingError):
+            await shared.get_result("never-sent")
+        assert clients_built == []
+        assert read.return_value == {"outcome": "ordered"}
+        assert not read.is_err
+        assert read.log is None
+        assert (await shared.get_result("task-1", with_logs=True)).log == "a log line"
+        assert 0 < redis_client.ttl(f"{RESULT_PREFIX}:task-1") <= 60
+        assert await library.get_result("task-1", with_logs=True) == await shared.get_result("task-1", with_logs=True)
+        await library.set_result("task-2", saved)
+        assert await shared.get_result("task-2") == await library.get_result("task-2")
+    finally:
+        await shared.shutdown()
+        await library.shutdown()
 
 
 async def test_a_task_sent_by_the_api_runs_in_a_worker_process(task_env: dict[str, str], spawn: Any) -> None:

@@ -9,11 +9,14 @@ from litestar.types import ASGIApp
 
 from luffy.app import create_app
 from luffy.cached_replies import with_cached_replies
+from luffy.purchase_lane import with_purchase_lane
 from luffy.settings import Settings, get_settings
 
 
 def build(settings: Settings) -> ASGIApp:
-    app = with_cached_replies(create_app(settings), settings)
+    # In production the hottest requests are answered before the framework (each layer says how).
+    litestar = create_app(settings)
+    app = with_cached_replies(with_purchase_lane(litestar, litestar, settings), litestar, settings)
     if settings.trusted_proxies:
         # Behind a reverse proxy the client address (per-IP limits) comes from X-Forwarded-For,
         # believed only on connections from these hosts or networks.

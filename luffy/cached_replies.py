@@ -12,9 +12,8 @@ work of the bare-ASGI floor for it (``bench/results.md``). This layer sits outsi
   mode without Redis) the request goes to the app unchanged, which reads the database and fills
   the cache. The app stays the single place that decides what a reply is; this layer only replays it.
 
-Its headers are the app's: content type and length, the security headers of ``luffy.http`` (the
-same hook), and the CORS headers Litestar's CORS middleware adds for the app's ``CORSConfig``
-(that middleware is not public API, so :func:`cors_headers` spells its rule out).
+Its headers are the app's: content type and length, then the security and CORS headers the app
+adds (``luffy.http.AppReplyHeaders``).
 ``tests/test_cached_replies.py`` holds replies and headers to the app's own, byte for byte.
 """
 
@@ -25,7 +24,6 @@ import re
 from collections.abc import Awaitable
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
@@ -33,7 +31,7 @@ from luffy.app import API_PREFIX
 from luffy.cache import CACHE_ERRORS, CacheOutage
 from luffy.course import cache as catalogue_cache
 from luffy.home.controllers import cached_banner_reply
-from luffy.http import security_headers
+from luffy.http import AppReplyHeaders
 from luffy.responses import requested_path
 from luffy.settings import Settings
 
@@ -76,10 +74,10 @@ class CachedReplies:
     its ``state.cache_outage``, so a slow or failing Redis is skipped here and in the app alike.
     """
 
-    def __init__(self, app: Litestar, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, litestar: Litestar) -> None:
         self.app = app
-        self._add_security_headers = security_headers(settings)
-        self.cors = app.cors_config
+        self.litestar = litestar
+        self.reply_headers = AppReplyHeaders(litestar)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":  # type: ignore[typeddict-item]
@@ -90,7 +88,7 @@ class CachedReplies:
         await self.app(scope, receive, send)
 
     async def _cached(self, scope: Scope) -> bytes | None:
-        state = self.app.state
+        state = self.litestar.state
         redis: Redis | None = state.get("cache_reader")
         outage: CacheOutage = state.cache_outage
         if redis is None or outage.ongoing:
@@ -107,43 +105,15 @@ class CachedReplies:
 
     async def _reply(self, scope: Scope, body: bytes, send: Send) -> None:
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        if self.cors is not None:
-            origin, has_cookie = _origin_and_cookie(scope)
-            if origin:
-                headers += cors_headers(self.cors, origin, has_cookie)
         start: Message = {"type": "http.response.start", "status": 200, "headers": headers}
-        await self._add_security_headers(start, scope)
+        await self.reply_headers.add(start, scope)
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def _origin_and_cookie(scope: Scope) -> tuple[str | None, bool]:
-    """The first ``Origin`` (as Litestar reads it) and whether any cookie came."""
-    origin = None
-    has_cookie = False
-    for name, value in scope["headers"]:
-        if name == b"origin" and origin is None:
-            origin = value.decode("latin-1")
-        elif name == b"cookie":
-            has_cookie = True
-    return origin, has_cookie
-
-
-def cors_headers(config: CORSConfig, origin: str, has_cookie: bool) -> list[tuple[bytes, bytes]]:
-    """The headers Litestar's CORS middleware adds to a reply to a simple request from ``origin``."""
-    headers = dict(config.simple_headers)
-    if (config.is_allow_all_origins and has_cookie) or (
-        not config.is_allow_all_origins and config.is_origin_allowed(origin=origin)
-    ):
-        headers["Access-Control-Allow-Origin"] = origin
-        headers["Vary"] = "Origin"
-    headers["Access-Control-Allow-Headers"] = ", ".join(sorted(set(config.allow_headers)))
-    headers["Access-Control-Allow-Methods"] = ", ".join(sorted(set(config.allow_methods)))
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-
-
-def with_cached_replies(app: Litestar, settings: Settings) -> ASGIApp:
-    """``app`` behind this layer in production; as it is in embedded mode (no Redis, nothing to replay)."""
+def with_cached_replies(app: ASGIApp, litestar: Litestar, settings: Settings) -> ASGIApp:
+    """``app`` (``litestar`` or a layer around it) behind this layer in production; as it is in embedded
+    mode (no Redis, nothing to replay)."""
     if settings.redis_url is None:
         return app
-    return CachedReplies(app, settings)
+    return CachedReplies(app, litestar)

@@ -9,6 +9,10 @@
   reaches ``responses.undecodable_body_handler``.
 - Every response says ``X-Content-Type-Options: nosniff`` (a browser never guesses a JSON or media
   reply into HTML), and ``Strict-Transport-Security`` when the API is served over https.
+- A reply sent before the framework (``luffy.cached_replies``, ``luffy.purchase_lane``) gets the
+  app's headers through :class:`AppReplyHeaders`: the app's own ``before_send`` hooks (these
+  security headers) and the CORS headers Litestar's CORS middleware adds for the app's
+  ``CORSConfig`` (that middleware is not public API, so :func:`cors_headers` spells its rule out).
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Request
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import ClientException, SerializationException
-from litestar.types import Message, Scope
+from litestar.types import Message, Scope, Send
 
 from luffy.settings import Settings
 
@@ -52,3 +57,56 @@ def security_headers(settings: Settings) -> Callable[[Message, Scope], Awaitable
             headers["Strict-Transport-Security"] = HSTS
 
     return add_headers
+
+
+class AppReplyHeaders:
+    """The headers the app adds to a reply, for a reply sent without it (see the module docstring)."""
+
+    def __init__(self, app: Litestar) -> None:
+        self.cors = app.cors_config
+        self.before_send = app.before_send
+
+    async def add(self, message: Message, scope: Scope) -> None:
+        """Complete ``message`` (a response start, its headers a list) as the app would."""
+        if message["type"] != "http.response.start":
+            return
+        if self.cors is not None:
+            origin, has_cookie = _origin_and_cookie(scope)
+            if origin:
+                message["headers"] = [*message["headers"], *cors_headers(self.cors, origin, has_cookie)]
+        for hook in self.before_send:
+            await hook(message, scope)
+
+    def sending(self, scope: Scope, send: Send) -> Send:
+        """``send``, completing the response start on its way."""
+
+        async def send_with_headers(message: Message) -> None:
+            await self.add(message, scope)
+            await send(message)
+
+        return send_with_headers
+
+
+def _origin_and_cookie(scope: Scope) -> tuple[str | None, bool]:
+    """The first ``Origin`` (as Litestar reads it) and whether any cookie came."""
+    origin = None
+    has_cookie = False
+    for name, value in scope["headers"]:
+        if name == b"origin" and origin is None:
+            origin = value.decode("latin-1")
+        elif name == b"cookie":
+            has_cookie = True
+    return origin, has_cookie
+
+
+def cors_headers(config: CORSConfig, origin: str, has_cookie: bool) -> list[tuple[bytes, bytes]]:
+    """The headers Litestar's CORS middleware adds to a reply to a simple request from ``origin``."""
+    headers = dict(config.simple_headers)
+    if (config.is_allow_all_origins and has_cookie) or (
+        not config.is_allow_all_origins and config.is_origin_allowed(origin=origin)
+    ):
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Vary"] = "Origin"
+    headers["Access-Control-Allow-Headers"] = ", ".join(sorted(set(config.allow_headers)))
+    headers["Access-Control-Allow-Methods"] = ", ".join(sorted(set(config.allow_methods)))
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]

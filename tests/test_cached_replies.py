@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from luffy.course.cache import PAGES_KEY, page_field
 from luffy.home.services import BANNER_CACHE_KEY
 from luffy.settings import Settings
 from tests.support.private_servers import PrivateRedis
+from tests.support.replies import comparable, recording_app_calls
 from tests.support.services import free_port
 from tests.support.sqlcount import count_statements
 
@@ -49,7 +50,6 @@ REQUEST_HEADERS: list[Headers] = [
     [("Origin", ALLOWED_ORIGIN), ("Origin", "https://evil.example")],
     [("Origin", "https://evil.example"), ("Origin", ALLOWED_ORIGIN)],
 ]
-VARYING_HEADERS = {"date", "server"}
 
 
 @pytest.fixture
@@ -81,23 +81,9 @@ async def app_replies(settings: Settings, requests: list[tuple[str, str, Headers
 
 
 @pytest.fixture
-def app_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths of the HTTP requests that reached a Litestar app (the front answers the others)."""
-    calls: list[str] = []
-    original = Litestar.__call__
-
-    async def recording(self: Litestar, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            calls.append(scope["path"])
-        await original(self, scope, receive, send)
-
-    monkeypatch.setattr(Litestar, "__call__", recording)
-    return calls
-
-
-def comparable(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
-    headers = sorted((name.lower(), value) for name, value in response.headers.items() if name not in VARYING_HEADERS)
-    return response.status_code, response.content, headers
+def app_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    with recording_app_calls(monkeypatch) as calls:
+        yield calls
 
 
 @pytest.mark.parametrize("path", HOT_PATHS)
@@ -109,7 +95,7 @@ async def test_a_hit_is_the_apps_own_reply_byte_for_byte_with_its_headers(
     assert isinstance(served, CachedReplies)
     app_calls.clear()
     async with AsyncTestClient(app=served, base_url=BASE_URL) as client:  # type: ignore[arg-type]
-        engine = served.app.state.sqlalchemy_config.get_engine()
+        engine = served.litestar.state.sqlalchemy_config.get_engine()
         for headers, app_reply in zip(REQUEST_HEADERS, from_app, strict=True):
             with count_statements(engine) as statements:
                 from_front = await client.get(path, headers=headers)
@@ -123,7 +109,7 @@ async def test_a_miss_goes_to_the_app_which_fills_the_cache_for_the_next_request
     front: tuple[CachedReplies, AsyncTestClient[Any]], redis_client: redis.Redis
 ) -> None:
     served, client = front
-    engine = served.app.state.sqlalchemy_config.get_engine()
+    engine = served.litestar.state.sqlalchemy_config.get_engine()
     with count_statements(engine) as on_miss:
         first = await client.get("/api/v1/home/banner/")
     with count_statements(engine) as on_hit:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "luffy"
-OUTER_LAYERS = ("luffy.tasks", "luffy.app", "luffy.asgi", "luffy.cached_replies", "luffy.cli")
+OUTER_LAYERS = ("luffy.tasks", "luffy.app", "luffy.asgi", "luffy.cached_replies", "luffy.purchase_lane", "luffy.cli")
 DOMAINS = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists() and path.name != "tasks")
 
 

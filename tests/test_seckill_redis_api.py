@@ -1,4 +1,8 @@
-"""The seckill endpoints with the production gate (Redis) in-process: answers and query budget."""
+"""The seckill endpoints with the production gate (Redis) in-process: answers and query budget.
+
+Each test runs twice: against the Litestar app, and against what ``luffy serve`` serves
+(``luffy.asgi.build``: the purchase lane answers the POSTs before the framework).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from luffy.app import create_app
+from luffy.asgi import build
 from luffy.db import make_sqlalchemy_config, session_scope
 from luffy.seckill.reservations import RedisGoods
 from luffy.seckill.services import publish_goods
@@ -52,13 +57,19 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
+@pytest.fixture(params=["app", "served"])
 async def shop(
-    redis: Redis, clean_database: str, make_settings: Callable[..., Settings], redis_url: str
+    request: pytest.FixtureRequest,
+    redis: Redis,
+    clean_database: str,
+    make_settings: Callable[..., Settings],
+    redis_url: str,
 ) -> AsyncIterator[Shop]:
-    app = create_app(make_settings(clean_database, redis_url))
+    settings = make_settings(clean_database, redis_url)
+    served = build(settings) if request.param == "served" else None
+    app = create_app(settings) if served is None else served.litestar  # type: ignore[attr-defined]
     async with running(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=served or app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as client:
             yield Shop(app, client)
 

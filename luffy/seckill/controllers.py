@@ -3,6 +3,9 @@
 ``user/sckill/`` (POST a purchase, GET its outcome) is the seed's ``Sckill.vue``; ``user/seckill/``
 (GET buys the goods on sale now) and ``user/get_result/`` are the original app's ``Seckill.vue``.
 The buying handlers leave the revocation check to the admission itself (still one Redis round trip).
+In production a well-formed purchase POST is answered before the framework by ``luffy/purchase_lane.py``,
+with this handler's options and exception handlers; this handler answers the rest, and all of them
+in embedded mode.
 """
 
 from __future__ import annotations

@@ -30,9 +30,11 @@ from luffy.tasks.broker import (
     SharedClientResultBackend,
     configure_brokers,
     default_broker,
+    seckill_broker,
     start_brokers,
     stop_brokers,
 )
+from luffy.tasks.seckill import PurchaseTaskQueue, purchase
 from tests.conftest import TEST_SECRET
 from tests.support.database import execute_sql
 from tests.support.processes import LuffyProcess, run_luffy, wait_until
@@ -153,6 +155,25 @@ async def test_results_are_saved_and_read_as_taskiq_redis_does_without_a_client_
     finally:
         await shared.shutdown()
         await library.shutdown()
+
+
+async def test_the_entry_admission_adds_is_the_message_enqueue_would_send_for_every_purchase(
+    redis_env: dict[str, str],
+) -> None:
+    queue = PurchaseTaskQueue()
+    purchases = [("a" * 32, 7, 1), ("0f" * 16, 2**40, 2**62), ("b" * 32, 1, 12345)]
+    for maxlen in ("5000", "2000"):  # a restart with other settings prepares the message again
+        async with brokers(load_settings(redis_env | {"LUFFY_TASK_STREAM_MAXLEN": maxlen})):
+            for task_id, goods_id, user_id in purchases:
+                entry = queue.entry(task_id, user_id)
+                sent = seckill_broker.stream_message(
+                    purchase.kicker().with_task_id(task_id)._prepare_message(goods_id=goods_id, user_id=user_id)
+                )
+                assert entry is not None
+                assert sent is not None
+                assert entry.head + str(goods_id).encode() + entry.tail == sent.data
+                assert (entry.stream, entry.maxlen, entry.approximate) == (sent.stream, int(maxlen), sent.approximate)
+    assert queue.entry("c" * 32, 1) is None, "a stopped broker: enqueue sends (and refuses)"
 
 
 async def test_a_task_sent_by_the_api_runs_in_a_worker_process(task_env: dict[str, str], spawn: Any) -> None:

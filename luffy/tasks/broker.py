@@ -407,6 +407,11 @@ class QueueBroker(InMemoryBroker):
             self._stream = None
             self.started = False
 
+    @property
+    def redis_stream(self) -> ReclaimingStreamBroker | None:
+        """The stream broker of this run (a new one at each start-up), ``None`` when embedded or stopped."""
+        return self._stream
+
     def stream_message(self, message: TaskiqMessage) -> StreamEntry | None:
         """``message`` as the entry ``kick`` would add to the Redis stream, for a sender that adds it itself.
 

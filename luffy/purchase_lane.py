@@ -54,13 +54,15 @@ from luffy.seckill.services import SeckillDesk
 from luffy.settings import Settings
 
 PURCHASE_PATH = f"{API_PREFIX}/user/sckill/"
+# The front end's spelling and the OpenAPI document's: the app routes both to the same handler.
+PURCHASE_PATHS = frozenset({PURCHASE_PATH, PURCHASE_PATH.rstrip("/")})
 JSON_MEDIA_TYPE = b"application/json"
 JSON_HEADERS = ((b"content-type", JSON_MEDIA_TYPE),)
 _decode_purchase = msgspec.json.Decoder(PurchaseRequest).decode
 
 
 class PurchaseLane:
-    """An ASGI app: ``POST`` :data:`PURCHASE_PATH` answered here when it can be, everything else to ``app``."""
+    """An ASGI app: ``POST`` :data:`PURCHASE_PATHS` answered here when it can be, everything else to ``app``."""
 
     def __init__(self, app: ASGIApp, litestar: Litestar) -> None:
         self.app = app
@@ -72,7 +74,7 @@ class PurchaseLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         desk: SeckillDesk | None = None
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PURCHASE_PATH:  # type: ignore[typeddict-item]
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PURCHASE_PATHS:  # type: ignore[typeddict-item]
             desk = self.litestar.state.get("seckill_desk")
         if desk is None or not _json_within_cap(scope):
             await self.app(scope, receive, send)

@@ -13,16 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
 from litestar import Litestar
-from schemathesis import GenerationMode
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
 from luffy.app import create_app
 from tests.support.course_oracle import catalogue_settings, load_catalogue
-
-MAX_EXAMPLES = 30
+from tests.support.fuzz import fuzz
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -43,43 +39,11 @@ def api_schema(fuzzed_app: Litestar) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_asgi("/schema/openapi.json", fuzzed_app)
 
 
-FUZZ_SETTINGS = settings(
-    max_examples=MAX_EXAMPLES,
-    # The same examples on every run: a CI failure can be replayed exactly. Widen the search by hand with
-    # a larger MAX_EXAMPLES (400 per operation found nothing on 2026-11-28).
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-EXCLUDED_CHECKS = [
-    # Business rules rightly refuse some schema-valid requests: a wrong SMS code, a page past the last.
-    positive_data_acceptance,
-    # Litestar's automatic OPTIONS reply lists only one handler's methods when two handlers share a
-    # path (GET and POST /user/mobile/send_sms); CORS preflights use Access-Control-Allow-Methods.
-    allow_header_conformance,
-]
-
-
 def test_every_endpoint_answers_as_documented(api_schema: schemathesis.BaseSchema) -> None:
-    """Each operation gets its own Hypothesis run, valid and invalid requests alike; every failing operation is
-    reported. Driven through schemathesis's strategy API rather than its pytest plugin, which reaches into
-    pytest's private node attributes (pytest 9.2 removed the one it used)."""
+    """Every failing operation is reported (``tests.support.fuzz``)."""
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) > 5
-    failures: dict[str, Exception] = {}
-    for operation in operations:
-        cases = operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE)
-
-        @FUZZ_SETTINGS
-        @given(case=cases)
-        def answers_as_documented(case: schemathesis.Case) -> None:
-            case.call_and_validate(excluded_checks=EXCLUDED_CHECKS)
-
-        try:
-            answers_as_documented()
-        except Exception as exc:
-            failures[operation.label] = exc
+    failures = fuzz(operations)
     assert not failures, "\n\n".join(f"{label}:\n{exc}" for label, exc in failures.items())
 
 

@@ -60,7 +60,7 @@ class SeckillController(Controller):
         status_code=200,
         summary="Queue a flash-sale purchase",
         description="Answers 您正在排队 with a task_id once the order task is enqueued, or 101 with a reason at once.",
-        responses=error_responses(400, 401),
+        responses=error_responses(400, 401, 404, 503),
         opt={REVOCATION_CHECKED_IN_HANDLER: True},
     )
     async def purchase(
@@ -74,7 +74,7 @@ class SeckillController(Controller):
         "/",
         summary="Poll a purchase: 100 ordered, 101 failed, 103 still queued, 102 unknown",
         cache=False,
-        responses=error_responses(400, 401),
+        responses=error_responses(400, 401, 503),
     )
     async def outcome(
         self,
@@ -95,7 +95,7 @@ class SeckillPageController(Controller):
         summary="Buy the goods on sale now (the one whose sale started last, or goods_id)",
         description="Answers 正在排队 with the task id in `id`; 400 当前没有秒杀活动 when nothing is on sale.",
         cache=False,
-        responses=error_responses(400, 401),
+        responses=error_responses(400, 401, 404, 503),
         opt={REVOCATION_CHECKED_IN_HANDLER: True},
     )
     async def buy_now(
@@ -111,7 +111,7 @@ class SeckillPageController(Controller):
         "/get_result",
         summary="Poll a purchase: 100 ordered, 101 failed, 102 still queued (or unknown: keep polling)",
         cache=False,
-        responses=error_responses(400, 401),
+        responses=error_responses(400, 401, 503),
     )
     async def result(
         self,

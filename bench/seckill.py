@@ -279,14 +279,15 @@ class Sampler:
 
 
 # Stages of the POST and of an order task, by the frame that is their entry point (Luffy's code as
-# it is before and after issue 15, so both profiles are read the same way).
+# it was before and after issue 15's changes, so every profile is read the same way).
 STAGES = (
     ("a POST in Litestar, all of it", r"Litestar\.__call__ "),
+    ("a POST in the purchase lane (before Litestar), all of it", r"PurchaseLane\.__call__ "),
     ("token decoding (PyJWT through Litestar's JWT middleware)", r"Token\.decode "),
     ("admission script (Redis round trip)", r"RedisReservations\.admit "),
     ("enqueue apart from admission (TaskIQ kicker, Redis round trip)", r"PurchaseTaskQueue\.enqueue "),
     ("opening Redis connections", r"AbstractConnection\.connect "),
-    ("reading the request body from granian", r"Request\.stream "),
+    ("reading the request body from granian", r"(Request\.stream|_read_body) "),
     ("sending the response to granian", r"Litestar\._wrap_send\.<locals>\.wrapped_send "),
     ("resolving handler dependencies", r"KwargsModel\.resolve_dependencies "),
     ("an order task in TaskIQ's receiver, all of it", r"Receiver\.callback "),

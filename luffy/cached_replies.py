@@ -24,14 +24,14 @@ import re
 from collections.abc import Awaitable
 
 from litestar import Litestar
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
 from luffy.app import API_PREFIX
 from luffy.cache import CACHE_ERRORS, CacheOutage
 from luffy.course import cache as catalogue_cache
 from luffy.home.controllers import cached_banner_reply
-from luffy.http import AppReplyHeaders
+from luffy.http import AppReplyHeaders, taken_as_it_comes
 from luffy.responses import requested_path
 from luffy.settings import Settings
 
@@ -45,7 +45,6 @@ CHAPTERS_PATH = f"{API_PREFIX}/course/chapter/"
 # spelling goes to the app, which parses it.
 COURSE_DETAIL = re.compile(rf"{API_PREFIX}/course/(?:actual|list)/([1-9][0-9]{{0,15}})/")
 CHAPTERS_QUERY = re.compile(r"course=([1-9][0-9]{0,15})")
-JSON_HEADERS = ((b"content-type", b"application/json"),)
 
 
 def cached_reply_lookup(redis: Redis, scope: Scope) -> Awaitable[bytes | None] | None:
@@ -80,10 +79,10 @@ class CachedReplies:
         self.reply_headers = AppReplyHeaders(litestar)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":  # type: ignore[typeddict-item]
+        if scope["type"] == "http" and scope["method"] == "GET" and taken_as_it_comes(scope):  # type: ignore[typeddict-item]
             body = await self._cached(scope)
             if body is not None:
-                await self._reply(scope, body, send)
+                await self.reply_headers.send_json(scope, send, body)
                 return
         await self.app(scope, receive, send)
 
@@ -102,13 +101,6 @@ class CachedReplies:
             # A fault of this layer must never cost the request: the app answers it as it would anyway.
             logger.exception("cached reply lookup failed; the app answers")
         return None
-
-    async def _reply(self, scope: Scope, body: bytes, send: Send) -> None:
-        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        start: Message = {"type": "http.response.start", "status": 200, "headers": headers}
-        await self.reply_headers.add(start, scope)
-        await send(start)
-        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def with_cached_replies(app: ASGIApp, litestar: Litestar, settings: Settings) -> ASGIApp:

@@ -9,10 +9,11 @@
   reaches ``responses.undecodable_body_handler``.
 - Every response says ``X-Content-Type-Options: nosniff`` (a browser never guesses a JSON or media
   reply into HTML), and ``Strict-Transport-Security`` when the API is served over https.
-- A reply sent before the framework (``luffy.cached_replies``, ``luffy.purchase_lane``) gets the
-  app's headers through :class:`AppReplyHeaders`: the app's own ``before_send`` hooks (these
-  security headers) and the CORS headers Litestar's CORS middleware adds for the app's
+- A reply sent before the framework (``luffy.cached_replies``, ``luffy.purchase_lane``) goes
+  through :class:`AppReplyHeaders`: the app's own ``before_send`` hooks (these security headers)
+  on each message, and the CORS headers Litestar's CORS middleware adds for the app's
   ``CORSConfig`` (that middleware is not public API, so :func:`cors_headers` spells its rule out).
+  Such a layer answers only what the app's router takes as it comes (:func:`taken_as_it_comes`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Litestar, Request
+from litestar._asgi.utils import is_valid_host  # the router's own Host check (private, pinned by the lock)
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import ClientException, SerializationException
@@ -59,32 +61,45 @@ def security_headers(settings: Settings) -> Callable[[Message, Scope], Awaitable
     return add_headers
 
 
+JSON_HEADERS = ((b"content-type", b"application/json"),)
+
+
+def taken_as_it_comes(scope: Scope) -> bool:
+    """Whether the app's router takes this request as it comes: no root path to strip, and no
+    ``Host`` header it refuses (Litestar's own check, which answers 400 before any route)."""
+    if scope.get("root_path"):
+        return False
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    return host is None or is_valid_host(host)
+
+
 class AppReplyHeaders:
-    """The headers the app adds to a reply, for a reply sent without it (see the module docstring)."""
+    """What the app does to a reply's messages, for a reply sent without it (see the module docstring)."""
 
     def __init__(self, app: Litestar) -> None:
         self.cors = app.cors_config
         self.before_send = app.before_send
 
-    async def add(self, message: Message, scope: Scope) -> None:
-        """Complete ``message`` (a response start, its headers a list) as the app would."""
-        if message["type"] != "http.response.start":
-            return
-        if self.cors is not None:
-            origin, has_cookie = _origin_and_cookie(scope)
-            if origin:
-                message["headers"] = [*message["headers"], *cors_headers(self.cors, origin, has_cookie)]
-        for hook in self.before_send:
-            await hook(message, scope)
-
     def sending(self, scope: Scope, send: Send) -> Send:
-        """``send``, completing the response start on its way."""
+        """``send`` as the app's: CORS headers on the response start, then the app's ``before_send`` hooks."""
 
-        async def send_with_headers(message: Message) -> None:
-            await self.add(message, scope)
+        async def send_as_the_app(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.cors is not None:
+                origin, has_cookie = _origin_and_cookie(scope)
+                if origin:
+                    message["headers"] = [*message["headers"], *cors_headers(self.cors, origin, has_cookie)]
+            for hook in self.before_send:
+                await hook(message, scope)
             await send(message)
 
-        return send_with_headers
+        return send_as_the_app
+
+    async def send_json(self, scope: Scope, send: Send, body: bytes) -> None:
+        """A 200 reply of JSON ``body``, as the app sends one."""
+        send = self.sending(scope, send)
+        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _origin_and_cookie(scope: Scope) -> tuple[str | None, bool]:

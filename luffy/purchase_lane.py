@@ -6,25 +6,27 @@ purchase itself: half of both cores during a 5,000-buyer sale (``bench/results.m
 sits outside the Litestar app (``luffy.asgi``), like ``luffy.cached_replies``, and answers the
 purchase doing what the app does, with the app's parts:
 
+- the request must be one the app's router takes as it comes (``luffy.http.taken_as_it_comes``);
 - the token is read and checked by an instance of the app's own authentication middleware
   (``luffy.user.auth``: the same header and cookie rules, JWT checks and user rules), given the
   app's route handler, so the user's revocation is checked where the app checks it: inside the
   admission script;
-- the body must be at most the app's cap, and is decoded by msgspec into ``PurchaseRequest``
-  strictly: a body the strict decoder accepts, the app's lax conversion accepts as the same request;
-- the desk the app's lifespan built (``SeckillDesk.request``) answers, and an error it raises is
-  answered by the app's own exception handler;
-- the reply gets the app's headers (``luffy.http.AppReplyHeaders``).
+- the body must be at most the app's cap, and decode into exactly the request's fields: a field
+  the request does not have goes to the app, which decodes the whole body (and may refuse it); a
+  body of only these fields, with the types they declare, the app reads as the same request;
+- the desk the app's lifespan built (``SeckillDesk.request``) answers it, once; an error it raises
+  is answered by the app's own exception handler, as Litestar calls it;
+- the reply's messages go through what the app does to them (``luffy.http.AppReplyHeaders``).
 
-Anything else (no token or a refused one, a body that is not exactly such JSON or is too big,
-another content type, the desk not built yet) goes to the app with its body replayed, and the app
-answers as it always does (401, 400, 413, ...). Embedded mode has no such layer.
-``tests/test_purchase_lane.py`` holds its replies to the app's.
+Anything else (no token or a refused one, another body, content type or size, the desk not built
+yet) goes to the app with whatever body was read replayed, and the app answers as it always does
+(401, 400, 413, ...). The layer refuses to start when the route has a feature it does not carry
+(guards, hooks, other middleware; see :func:`features_the_lane_skips`). Embedded mode has no such
+layer. ``tests/test_purchase_lane.py`` holds its replies to the app's.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import msgspec
@@ -33,14 +35,14 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.authentication import AbstractAuthenticationMiddleware
+from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.routes import HTTPRoute
 from litestar.serialization import encode_json
 from litestar.types import (
     ASGIApp,
+    ExceptionHandler,
     ExceptionHandlersMap,
     HTTPRequestEvent,
-    Message,
     Receive,
     ReceiveMessage,
     Scope,
@@ -48,7 +50,7 @@ from litestar.types import (
 )
 
 from luffy.app import API_PREFIX
-from luffy.http import API_MAX_BODY_BYTES, AppReplyHeaders
+from luffy.http import API_MAX_BODY_BYTES, JSON_HEADERS, AppReplyHeaders, taken_as_it_comes
 from luffy.seckill.schemas import PurchaseRequest
 from luffy.seckill.services import SeckillDesk
 from luffy.settings import Settings
@@ -56,9 +58,14 @@ from luffy.settings import Settings
 PURCHASE_PATH = f"{API_PREFIX}/user/sckill/"
 # The front end's spelling and the OpenAPI document's: the app routes both to the same handler.
 PURCHASE_PATHS = frozenset({PURCHASE_PATH, PURCHASE_PATH.rstrip("/")})
-JSON_MEDIA_TYPE = b"application/json"
-JSON_HEADERS = ((b"content-type", JSON_MEDIA_TYPE),)
-_decode_purchase = msgspec.json.Decoder(PurchaseRequest).decode
+JSON_MEDIA_TYPE = JSON_HEADERS[0][1]
+
+
+class ExactPurchase(PurchaseRequest, forbid_unknown_fields=True):
+    """A purchase body with nothing but the request's fields (msgspec checks every byte of those)."""
+
+
+_decode_purchase = msgspec.json.Decoder(ExactPurchase).decode
 
 
 class PurchaseLane:
@@ -68,7 +75,11 @@ class PurchaseLane:
         self.app = app
         self.litestar = litestar
         self.route_handler = purchase_route_handler(litestar)
+        skipped = features_the_lane_skips(litestar, self.route_handler)
+        if skipped:
+            raise RuntimeError(f"POST {PURCHASE_PATH} has what the purchase lane would skip: {', '.join(skipped)}")
         self.exception_handlers = self.route_handler.resolve_exception_handlers()
+        self.type_encoders = self.route_handler.resolve_type_encoders()
         self.reply_headers = AppReplyHeaders(litestar)
         self.authentication = app_authentication(litestar, self.route_handler)
 
@@ -76,53 +87,45 @@ class PurchaseLane:
         desk: SeckillDesk | None = None
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PURCHASE_PATHS:  # type: ignore[typeddict-item]
             desk = self.litestar.state.get("seckill_desk")
-        if desk is None or not _json_within_cap(scope):
+        if desk is None or not taken_as_it_comes(scope) or not _json_within_cap(scope):
             await self.app(scope, receive, send)
             return
-        body, complete = await _read_body(receive)
+        app_scope = self._app_scope(scope)
+        authenticated = await self._authenticated(app_scope)
+        if authenticated is None:
+            await self.app(scope, receive, send)  # the body is still unread: the app reads it, or not
+            return
+        body, more_body = await _read_body(receive)
         if body is None:
             return  # the client went away
-        replayed = _replaying(body, complete, receive)
-        app_scope = self._app_scope(scope)
-        purchase = _decoded(body) if complete else None
-        user_id = await self._user_id(app_scope) if purchase is not None else None
-        if purchase is None or user_id is None:
+        purchase = _decoded(body) if not more_body and len(body) <= API_MAX_BODY_BYTES else None
+        replayed = _replaying(body, more_body, receive)
+        if purchase is None:
             await self.app(scope, replayed, send)
             return
+        app_scope["user"], app_scope["auth"] = authenticated.user, authenticated.auth
         try:
-            reply = await desk.request(purchase, user_id)
+            reply = await desk.request(purchase, authenticated.user.id)
         except Exception as exc:  # answered by the app's own handler, as the app would
             await self._error_reply(app_scope, replayed, send, exc)
             return
-        encoded = encode_json(reply)
-        start: Message = {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [*JSON_HEADERS, (b"content-length", str(len(encoded)).encode())],
-        }
-        await self.reply_headers.add(start, scope)
-        await send(start)
-        await send({"type": "http.response.body", "body": encoded, "more_body": False})
+        await self.reply_headers.send_json(app_scope, send, encode_json(reply))
 
     def _app_scope(self, scope: Scope) -> Scope:
         """``scope`` as the app's router hands it to the route: with the app and the route handler."""
         return {**scope, "app": self.litestar, "litestar_app": self.litestar, "route_handler": self.route_handler}  # type: ignore[return-value]
 
-    async def _user_id(self, scope: Scope) -> int | None:
+    async def _authenticated(self, scope: Scope) -> AuthenticationResult | None:
         try:
-            result = await self.authentication.authenticate_request(ASGIConnection(scope))
+            return await self.authentication.authenticate_request(ASGIConnection(scope))
         except Exception:  # any refusal is the app's to answer, with its own reply
             return None
-        user_id: int = result.user.id
-        return user_id
 
     async def _error_reply(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
-        handler = exception_handler_for(self.exception_handlers, exc)
-        request = self.litestar.request_class(scope)
-        response = handler(request, exc)
-        if inspect.isawaitable(response):
-            response = await response
-        asgi_response = response.to_asgi_response(app=self.litestar, request=request)
+        """As Litestar's exception middleware answers: the handler it picks, the route's type encoders."""
+        request = self.litestar.request_class(scope=scope, receive=receive, send=send)
+        response = exception_handler_for(self.exception_handlers, exc)(request, exc)
+        asgi_response = response.to_asgi_response(app=None, request=request, type_encoders=self.type_encoders)
         await asgi_response(scope, receive, self.reply_headers.sending(scope, send))
 
 
@@ -135,21 +138,43 @@ def purchase_route_handler(app: Litestar) -> HTTPRouteHandler:
     raise LookupError(f"the app has no POST {PURCHASE_PATH}")
 
 
+def features_the_lane_skips(app: Litestar, route_handler: HTTPRouteHandler) -> list[str]:
+    """What the app would do for the purchase that this layer does not: it must be nothing."""
+    middleware = route_handler.resolve_middleware()
+    skipped = {
+        "middleware besides authentication": len(middleware) != 1 or _authentication_factory(middleware[0]) is None,
+        "guards": bool(route_handler.resolve_guards()),
+        "before_request hooks": route_handler.resolve_before_request() is not None,
+        "after_request hooks": any(layer.after_request for layer in route_handler.ownership_layers),
+        "after_response hooks": route_handler.resolve_after_response() is not None,
+        "response headers": bool(route_handler.resolve_response_headers()),
+        "response cookies": bool(route_handler.resolve_response_cookies()),
+        "after_exception hooks": bool(app.after_exception),
+        "CSRF": app.csrf_config is not None,
+        "compression": app.compression_config is not None,
+        "allowed hosts": bool(app.allowed_hosts),
+    }
+    return [name for name, present in skipped.items() if present]
+
+
 def app_authentication(app: Litestar, route_handler: HTTPRouteHandler) -> AbstractAuthenticationMiddleware:
-    """An instance of the authentication middleware on ``route_handler``'s router (never called as ASGI)."""
-    for layer in route_handler.ownership_layers:
-        for middleware in layer.middleware or ():
-            if not isinstance(middleware, DefineMiddleware):
-                continue
-            factory = middleware.middleware
-            if isinstance(factory, type) and issubclass(factory, AbstractAuthenticationMiddleware):
-                instance = middleware(app)
-                assert isinstance(instance, AbstractAuthenticationMiddleware)
-                return instance
+    """An instance of the authentication middleware on ``route_handler`` (never called as ASGI)."""
+    for middleware in route_handler.resolve_middleware():
+        if isinstance(middleware, DefineMiddleware) and _authentication_factory(middleware) is not None:
+            instance = middleware(app)
+            assert isinstance(instance, AbstractAuthenticationMiddleware)
+            return instance
     raise LookupError(f"POST {PURCHASE_PATH} has no authentication middleware")
 
 
-def exception_handler_for(handlers: ExceptionHandlersMap, exc: Exception) -> Any:
+def _authentication_factory(middleware: Any) -> type[AbstractAuthenticationMiddleware] | None:
+    factory = middleware.middleware if isinstance(middleware, DefineMiddleware) else None
+    if isinstance(factory, type) and issubclass(factory, AbstractAuthenticationMiddleware):
+        return factory
+    return None
+
+
+def exception_handler_for(handlers: ExceptionHandlersMap, exc: Exception) -> ExceptionHandler:
     """The handler Litestar picks for ``exc``: for an ``HTTPException`` the one for its status if
     any; then the nearest class in its MRO; else the one for status 500."""
     if isinstance(exc, HTTPException) and exc.status_code in handlers:
@@ -161,7 +186,7 @@ def exception_handler_for(handlers: ExceptionHandlersMap, exc: Exception) -> Any
 
 
 def _json_within_cap(scope: Scope) -> bool:
-    """A JSON body declared no bigger than the app's cap (a chunked body is counted as it comes)."""
+    """A JSON body declared no bigger than the app's cap (a body without a length is measured as read)."""
     content_type = b""
     for name, value in scope["headers"]:
         if name == b"content-type":
@@ -172,7 +197,7 @@ def _json_within_cap(scope: Scope) -> bool:
 
 
 async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
-    """The body, and whether it is all there: reading stops past the cap. ``None`` on a disconnect."""
+    """The body read until its end or past the cap, and whether more follows. ``None`` on a disconnect."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -182,13 +207,12 @@ async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
         chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-        if size > API_MAX_BODY_BYTES:
-            return b"".join(chunks), False
+        more_body = message.get("more_body", False)
+        if not more_body or size > API_MAX_BODY_BYTES:
+            return b"".join(chunks), more_body
 
 
-def _replaying(body: bytes, complete: bool, receive: Receive) -> Receive:
+def _replaying(body: bytes, more_body: bool, receive: Receive) -> Receive:
     """``receive`` that first gives back what was read (then the rest, if reading stopped early)."""
     pending = True
 
@@ -196,7 +220,7 @@ def _replaying(body: bytes, complete: bool, receive: Receive) -> Receive:
         nonlocal pending
         if pending:
             pending = False
-            return HTTPRequestEvent(type="http.request", body=body, more_body=not complete)
+            return HTTPRequestEvent(type="http.request", body=body, more_body=more_body)
         return await receive()
 
     return replayed
@@ -205,7 +229,7 @@ def _replaying(body: bytes, complete: bool, receive: Receive) -> Receive:
 def _decoded(body: bytes) -> PurchaseRequest | None:
     try:
         return _decode_purchase(body)
-    except (msgspec.DecodeError, RecursionError):
+    except msgspec.DecodeError:
         return None
 
 

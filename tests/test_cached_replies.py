@@ -159,6 +159,21 @@ async def test_other_methods_query_strings_and_spellings_are_the_apps_to_answer(
     assert from_front.content == from_app.content
 
 
+@pytest.mark.parametrize("path", HOT_PATHS[:2])
+async def test_a_host_header_the_app_refuses_is_refused_by_the_app_even_on_a_cached_page(
+    front_settings: Settings, path: str, app_calls: list[str]
+) -> None:
+    fill: list[tuple[str, str, Headers]] = [("GET", page, []) for page in HOT_PATHS]
+    refused: Headers = [("Host", "shop.example/x")]
+    *_filled, from_app = await app_replies(front_settings, [*fill, ("GET", path, refused)])
+    app_calls.clear()
+    async with AsyncTestClient(app=build(front_settings), base_url=BASE_URL) as client:  # type: ignore[arg-type]
+        from_front = await client.get(path, headers=refused)
+    assert app_calls == [path]
+    assert from_front.status_code == from_app.status_code == 400
+    assert from_front.content == from_app.content
+
+
 async def test_with_redis_down_the_app_answers_from_the_database(
     seeded: Settings, make_settings: Callable[..., Settings]
 ) -> None:

@@ -60,7 +60,7 @@ class SeckillController(Controller):
         status_code=200,
         summary="Queue a flash-sale purchase",
         description="Answers 您正在排队 with a task_id once the order task is enqueued, or 101 with a reason at once.",
-        responses=error_responses(400, 401, 404, 503),
+        responses=error_responses(400, 401, 404, 413, 503),
         opt={REVOCATION_CHECKED_IN_HANDLER: True},
     )
     async def purchase(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import msgspec
@@ -77,11 +78,22 @@ _TASK_ID_SLOT_JSON = msgspec.json.encode(_TASK_ID_SLOT)
 _USER_ID_SLOT_JSON = msgspec.json.encode(_USER_ID_SLOT)
 
 
+class _EntryTemplate(msgspec.Struct, frozen=True):
+    """The order task's entry around its ids: ``head = before_task_id + <id> + after_task_id``, the
+    same for the tail around the user id (the goods id sits between head and tail)."""
+
+    entry: TaskEntry
+    before_task_id: bytes
+    after_task_id: bytes
+    before_user_id: bytes
+    after_user_id: bytes
+
+
 class PurchaseTaskQueue:
     """``luffy.seckill.services.PurchaseQueue`` on the ``seckill`` broker: the API's way to the order task."""
 
     def __init__(self) -> None:
-        self._template: TaskEntry | None = None
+        self._template: _EntryTemplate | None = None
         self._template_for: tuple[object, ...] | None = None
 
     async def enqueue(self, task_id: str, goods_id: int, user_id: int) -> None:
@@ -94,41 +106,56 @@ class PurchaseTaskQueue:
         The message is the one ``enqueue`` sends, with the goods id left out: the script splices
         it in. ``None`` where ``enqueue`` must send it (embedded mode, or a send hook present).
         Messages differ only by their ids, so TaskIQ prepares one per broker run with slots for
-        the ids (prepared per purchase, it cost a tenth of the POST's CPU), filled here.
+        the ids (prepared per purchase, it cost a tenth of the POST's CPU), filled here as
+        TaskIQ's JSON would write them.
         """
         template = self._entry_template()
         if template is None:
             return None
-        ids = ((_TASK_ID_SLOT_JSON, msgspec.json.encode(task_id)), (_USER_ID_SLOT_JSON, str(user_id).encode()))
-        head, tail = template.head, template.tail
-        for slot, value in ids:
-            head, tail = head.replace(slot, value), tail.replace(slot, value)
-        return msgspec.structs.replace(template, head=head, tail=tail)
+        return msgspec.structs.replace(
+            template.entry,
+            head=template.before_task_id + json.dumps(task_id).encode() + template.after_task_id,
+            tail=template.before_user_id + str(user_id).encode() + template.after_user_id,
+        )
 
-    def _entry_template(self) -> TaskEntry | None:
-        run = (seckill_broker.redis_stream, seckill_broker.started, *seckill_broker.middlewares)
+    def _entry_template(self) -> _EntryTemplate | None:
+        run = (
+            seckill_broker.redis_stream,
+            seckill_broker.started,
+            seckill_broker.formatter,
+            *seckill_broker.middlewares,
+        )
         if run != self._template_for:
-            self._template, self._template_for = _entry_with_slots(), run
+            self._template, self._template_for = _prepare_entry_template(), run
         return self._template
 
     def results(self) -> AsyncResultBackend[Any]:
         return seckill_broker.result_backend
 
 
-def _entry_with_slots() -> TaskEntry | None:
-    """The purchase task's entry as TaskIQ prepares it, the goods id cut out and slots for the other ids."""
+def _prepare_entry_template() -> _EntryTemplate | None:
+    """The purchase task's entry as TaskIQ prepares it, cut around its ids; ``None`` unless the task
+    id is once in the head, the user id once in the tail and the goods id between them."""
     message = (
         purchase.kicker().with_task_id(_TASK_ID_SLOT)._prepare_message(goods_id=_GOODS_ID_SLOT, user_id=_USER_ID_SLOT)
     )
     entry = seckill_broker.stream_message(message)
-    if entry is None:
+    if entry is None or entry.data.count(_GOODS_ID_SLOT_JSON) != 1:
         return None
-    head, goods_slot, tail = entry.data.partition(_GOODS_ID_SLOT_JSON)
-    data = head + tail
-    counts = [data.count(slot) for slot in (_GOODS_ID_SLOT_JSON, _TASK_ID_SLOT_JSON, _USER_ID_SLOT_JSON)]
-    if not goods_slot or counts != [0, 1, 1]:
+    head, _, tail = entry.data.partition(_GOODS_ID_SLOT_JSON)
+    if (head.count(_TASK_ID_SLOT_JSON), head.count(_USER_ID_SLOT_JSON)) != (1, 0):
         return None
-    return TaskEntry(stream=entry.stream, head=head, tail=tail, maxlen=entry.maxlen, approximate=entry.approximate)
+    if (tail.count(_TASK_ID_SLOT_JSON), tail.count(_USER_ID_SLOT_JSON)) != (0, 1):
+        return None
+    before_task_id, _, after_task_id = head.partition(_TASK_ID_SLOT_JSON)
+    before_user_id, _, after_user_id = tail.partition(_USER_ID_SLOT_JSON)
+    return _EntryTemplate(
+        entry=TaskEntry(stream=entry.stream, head=head, tail=tail, maxlen=entry.maxlen, approximate=entry.approximate),
+        before_task_id=before_task_id,
+        after_task_id=after_task_id,
+        before_user_id=before_user_id,
+        after_user_id=after_user_id,
+    )
 
 
 class AbandonFailedPurchases(TaskiqMiddleware):

@@ -94,11 +94,11 @@ class AppReplyHeaders:
 
         return send_as_the_app
 
-    async def send_json(self, scope: Scope, send: Send, body: bytes) -> None:
-        """A 200 reply of JSON ``body``, as the app sends one."""
+    async def send_json(self, scope: Scope, send: Send, body: bytes, status: int = 200) -> None:
+        """A reply of JSON ``body``, as the app sends one."""
         send = self.sending(scope, send)
         headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

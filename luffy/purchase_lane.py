@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Litestar
+from litestar import Litestar, MediaType, Response
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
@@ -38,6 +38,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.routes import HTTPRoute
 from litestar.serialization import encode_json
+from litestar.status_codes import HTTP_200_OK
 from litestar.types import (
     ASGIApp,
     ExceptionHandler,
@@ -57,7 +58,8 @@ from luffy.settings import Settings
 
 PURCHASE_PATH = f"{API_PREFIX}/user/sckill/"
 # The front end's spelling and the OpenAPI document's: the app routes both to the same handler.
-PURCHASE_PATHS = frozenset({PURCHASE_PATH, PURCHASE_PATH.rstrip("/")})
+ROUTE_PATH = PURCHASE_PATH.rstrip("/")
+PURCHASE_PATHS = frozenset({PURCHASE_PATH, ROUTE_PATH})
 JSON_MEDIA_TYPE = JSON_HEADERS[0][1]
 
 
@@ -78,6 +80,8 @@ class PurchaseLane:
         skipped = features_the_lane_skips(litestar, self.route_handler)
         if skipped:
             raise RuntimeError(f"POST {PURCHASE_PATH} has what the purchase lane would skip: {', '.join(skipped)}")
+        self.max_body_bytes = self.route_handler.resolve_request_max_body_size() or API_MAX_BODY_BYTES
+        self.status_code = self.route_handler.status_code
         self.exception_handlers = self.route_handler.resolve_exception_handlers()
         self.type_encoders = self.route_handler.resolve_type_encoders()
         self.reply_headers = AppReplyHeaders(litestar)
@@ -87,7 +91,7 @@ class PurchaseLane:
         desk: SeckillDesk | None = None
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PURCHASE_PATHS:  # type: ignore[typeddict-item]
             desk = self.litestar.state.get("seckill_desk")
-        if desk is None or not taken_as_it_comes(scope) or not _json_within_cap(scope):
+        if desk is None or not taken_as_it_comes(scope) or not _json_within(scope, self.max_body_bytes):
             await self.app(scope, receive, send)
             return
         app_scope = self._app_scope(scope)
@@ -95,10 +99,10 @@ class PurchaseLane:
         if authenticated is None:
             await self.app(scope, receive, send)  # the body is still unread: the app reads it, or not
             return
-        body, more_body = await _read_body(receive)
+        body, more_body = await _read_body(receive, self.max_body_bytes)
         if body is None:
-            return  # the client went away
-        purchase = _decoded(body) if not more_body and len(body) <= API_MAX_BODY_BYTES else None
+            return  # the client went away before its body was in: nothing was done, no one to answer
+        purchase = _decoded(body) if not more_body and len(body) <= self.max_body_bytes else None
         replayed = _replaying(body, more_body, receive)
         if purchase is None:
             await self.app(scope, replayed, send)
@@ -109,11 +113,19 @@ class PurchaseLane:
         except Exception as exc:  # answered by the app's own handler, as the app would
             await self._error_reply(app_scope, replayed, send, exc)
             return
-        await self.reply_headers.send_json(app_scope, send, encode_json(reply))
+        await self.reply_headers.send_json(app_scope, send, encode_json(reply), self.status_code)
 
     def _app_scope(self, scope: Scope) -> Scope:
-        """``scope`` as the app's router hands it to the route: with the app and the route handler."""
-        return {**scope, "app": self.litestar, "litestar_app": self.litestar, "route_handler": self.route_handler}  # type: ignore[return-value]
+        """``scope`` as the app's router hands it to the route: with the app, the route and its path."""
+        return {  # type: ignore[return-value]
+            **scope,
+            "app": self.litestar,
+            "litestar_app": self.litestar,
+            "route_handler": self.route_handler,
+            "path": ROUTE_PATH,
+            "path_params": {},
+            "path_template": ROUTE_PATH,
+        }
 
     async def _authenticated(self, scope: Scope) -> AuthenticationResult | None:
         try:
@@ -132,7 +144,7 @@ class PurchaseLane:
 def purchase_route_handler(app: Litestar) -> HTTPRouteHandler:
     """The app's handler for ``POST`` :data:`PURCHASE_PATH` (its options and exception handlers apply here)."""
     for route in app.routes:
-        if isinstance(route, HTTPRoute) and route.path == PURCHASE_PATH.rstrip("/"):
+        if isinstance(route, HTTPRoute) and route.path == ROUTE_PATH:
             handler, _ = route.route_handler_map["POST"]
             return handler
     raise LookupError(f"the app has no POST {PURCHASE_PATH}")
@@ -149,7 +161,15 @@ def features_the_lane_skips(app: Litestar, route_handler: HTTPRouteHandler) -> l
         "after_response hooks": route_handler.resolve_after_response() is not None,
         "response headers": bool(route_handler.resolve_response_headers()),
         "response cookies": bool(route_handler.resolve_response_cookies()),
+        "a status other than 200": route_handler.status_code != HTTP_200_OK,
+        "a media type other than JSON": route_handler.media_type != MediaType.JSON,
+        "a response class": route_handler.resolve_response_class() is not Response,
+        "DTOs": route_handler.resolve_data_dto() is not None or route_handler.resolve_return_dto() is not None,
+        "a background task": route_handler.background is not None,
         "after_exception hooks": bool(app.after_exception),
+        "exceptions logged by the framework": app.logging_config is not None
+        and getattr(app.logging_config, "log_exceptions", "never") != "never",
+        "pdb on exceptions": app.pdb_on_exception,
         "CSRF": app.csrf_config is not None,
         "compression": app.compression_config is not None,
         "allowed hosts": bool(app.allowed_hosts),
@@ -185,18 +205,18 @@ def exception_handler_for(handlers: ExceptionHandlersMap, exc: Exception) -> Exc
     return handlers[500]
 
 
-def _json_within_cap(scope: Scope) -> bool:
-    """A JSON body declared no bigger than the app's cap (a body without a length is measured as read)."""
+def _json_within(scope: Scope, max_body_bytes: int) -> bool:
+    """A JSON body declared no bigger than the route's cap (a body without a length is measured as read)."""
     content_type = b""
     for name, value in scope["headers"]:
         if name == b"content-type":
             content_type = value
-        elif name == b"content-length" and not (value.isdigit() and int(value) <= API_MAX_BODY_BYTES):
+        elif name == b"content-length" and not (value.isdigit() and int(value) <= max_body_bytes):
             return False
     return content_type.partition(b";")[0].strip().lower() == JSON_MEDIA_TYPE
 
 
-async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
+async def _read_body(receive: Receive, max_body_bytes: int) -> tuple[bytes | None, bool]:
     """The body read until its end or past the cap, and whether more follows. ``None`` on a disconnect."""
     chunks: list[bytes] = []
     size = 0
@@ -208,7 +228,7 @@ async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
         chunks.append(chunk)
         size += len(chunk)
         more_body = message.get("more_body", False)
-        if not more_body or size > API_MAX_BODY_BYTES:
+        if not more_body or size > max_body_bytes:
             return b"".join(chunks), more_body
 
 

@@ -169,7 +169,7 @@ async def test_a_bad_token_cookie_is_a_401(sqlite_api: Api, value: str) -> None:
     assert (await sqlite_api.client.get(ME, headers=headers)).status_code == 401
 
 
-@pytest.mark.parametrize("subject", ["0", "-1", str(2**63), "9" * 40, "1.5", "一"])
+@pytest.mark.parametrize("subject", ["0", "-1", str(2**63), "9" * 40, "1.5", "一", "+1", " 1", "1_0", "１"])
 async def test_a_signed_token_for_an_impossible_user_id_is_a_401(sqlite_api: Api, subject: str) -> None:
     token = sqlite_api.app.state.jwt_auth.create_token(identifier=subject)
 

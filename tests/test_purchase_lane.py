@@ -144,6 +144,11 @@ async def test_the_lanes_answers_are_the_apps_byte_for_byte_with_their_headers(
         ("buyer", {"name": "' OR 1=1; --"}),
     ]
     requests = [(body(data), sale.headers(buyer, **origin)) for buyer, data in cases for origin in ORIGINS]
+    # The original front end's page sends its token as a cookie, on same-origin requests only.
+    same_origin_cookie = {**JSON, "Cookie": f"token={sale.tokens['bought']}", "Sec-Fetch-Site": "same-origin"}
+    requests.append((body({"name": HAT}), same_origin_cookie))
+    # The original front end's djangorestframework-jwt prefix.
+    requests.append((body({"name": HAT}), {**JSON, "Authorization": f"jwt {sale.tokens['bought']}"}))
     from_app = await app_replies(sale, requests)
     app_calls.clear()
     from_lane = await lane_replies(sale, requests)
@@ -194,6 +199,7 @@ async def test_requests_the_lane_cannot_answer_as_the_app_reach_the_app_and_get_
         (hat, {**JSON, "Authorization": "Bearer not-a-token"}),
         (hat, {**JSON, "Authorization": f"Basic {sale.tokens['buyer']}"}),
         (hat, sale.headers("zero")),  # correctly signed, yet no user has id 0
+        (hat, {**JSON, "Cookie": f"token={sale.tokens['buyer']}", "Sec-Fetch-Site": "cross-site"}),
         (body({"goods_id": "999999"}), sale.headers("buyer")),  # the app converts "999999"; strict JSON does not
         (body({"name": 42}), sale.headers("buyer")),
         (b'{"name": "', sale.headers("buyer")),
@@ -309,21 +315,24 @@ async def test_a_body_in_messages_is_read_to_its_end_and_one_over_the_cap_goes_t
     sale: Sale, app_calls: list[str]
 ) -> None:
     authorization = sale.headers("buyer")["Authorization"]
-    over_the_cap = [body({"name": HAT, "padding": "x" * API_MAX_BODY_BYTES})]  # in one last message
+    padded = body({"name": HAT, "padding": "x" * API_MAX_BODY_BYTES})
+    over_the_cap_at_the_end = [padded]  # in one last message
+    over_the_cap_midway = [padded[:4_000], padded[4_000:4_200], padded[4_200:]]
     unknown_field = [b'{"name": "', "无此".encode(), "商品".encode(), b'", "x": ', b"[1, 2]}"]
+    bodies = [over_the_cap_at_the_end, over_the_cap_midway, unknown_field]
     app = create_app(sale.settings)
     async with running(app):
-        from_app = [await post_in_messages(app, chunks, authorization) for chunks in (over_the_cap, unknown_field)]
+        from_app = [await post_in_messages(app, chunks, authorization) for chunks in bodies]
     served, app = served_and_app(sale)
     app_calls.clear()
     async with running(app):
-        from_lane = [await post_in_messages(served, chunks, authorization) for chunks in (over_the_cap, unknown_field)]
-        assert app_calls == [URL, URL]
+        from_lane = [await post_in_messages(served, chunks, authorization) for chunks in bodies]
+        assert app_calls == [URL] * len(bodies)
         queued = await post_in_messages(served, [b'{"na', b'me": "', HAT.encode(), b'"}'], authorization)
-        assert app_calls == [URL, URL], "the lane answered the purchase in four messages itself"
+        assert app_calls == [URL] * len(bodies), "the lane answered the purchase in four messages itself"
 
     assert from_lane == from_app
-    assert [status for status, _ in from_lane] == [413, 404]
+    assert [status for status, _ in from_lane] == [413, 413, 404]
     assert json.loads(queued[1])["code"] == 100
 
 

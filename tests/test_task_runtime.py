@@ -20,6 +20,7 @@ from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisAsyncResultBackend
 from taskiq_redis.exceptions import ResultIsMissingError
 
+import luffy.tasks.seckill
 from luffy.app import create_app
 from luffy.home.models import Banner
 from luffy.settings import Settings, load_settings
@@ -158,8 +159,16 @@ async def test_results_are_saved_and_read_as_taskiq_redis_does_without_a_client_
 
 
 async def test_the_entry_admission_adds_is_the_message_enqueue_sends_for_every_purchase(
-    redis_env: dict[str, str], redis_client: redis.Redis
+    redis_env: dict[str, str], redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    prepared: list[object] = []
+    prepare = luffy.tasks.seckill._prepare_entry_template
+
+    def counting_prepare() -> object:
+        prepared.append(seckill_broker.redis_stream)
+        return prepare()
+
+    monkeypatch.setattr(luffy.tasks.seckill, "_prepare_entry_template", counting_prepare)
     queue = PurchaseTaskQueue()
     purchases = [("a" * 32, 7, 1), ("0f" * 16, 2**40, 2**62), ("b" * 32, 1, 12345)]
     for maxlen in ("5000", "2000"):  # a restart with other settings prepares the message again
@@ -171,6 +180,7 @@ async def test_the_entry_admission_adds_is_the_message_enqueue_sends_for_every_p
                 assert entry is not None
                 assert entry.head + str(goods_id).encode() + entry.tail == fields[b"data"]
                 assert (entry.stream, entry.maxlen) == (seckill_broker.stream_name, int(maxlen))
+    assert len(prepared) == 2, "prepared once per broker run, not per purchase"
     assert queue.entry("c" * 32, 1) is None, "a stopped broker: enqueue sends (and refuses)"
 
 

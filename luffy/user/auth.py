@@ -87,10 +87,9 @@ class TokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
 
 
 async def _user_from_token(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthUser | None:
-    try:
-        user_id = int(token.sub)
-    except ValueError:
-        return None
+    if not (token.sub.isascii() and token.sub.isdigit()):
+        return None  # int() would also read " 5", "+5", "5_0" and other scripts' digits as an id
+    user_id = int(token.sub)
     if not 1 <= user_id <= MAX_USER_ID:
         return None  # correctly signed yet no user can have it: a 401, not a bigint overflow in SQL
     if not connection.route_handler.opt.get(REVOCATION_CHECKED_IN_HANDLER):

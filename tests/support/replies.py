@@ -14,7 +14,8 @@ VARYING_HEADERS = {"date", "server"}
 
 
 def comparable(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
-    """Status, body and headers (those that change from reply to reply left out), sorted."""
+    """Status, body bytes and headers (a sorted list of name/value pairs: their order aside; those
+    that change from reply to reply left out)."""
     headers = sorted((name.lower(), value) for name, value in response.headers.items() if name not in VARYING_HEADERS)
     return response.status_code, response.content, headers
 

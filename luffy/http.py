@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Litestar, Request
@@ -26,7 +25,7 @@ from litestar._asgi.utils import is_valid_host  # the router's own Host check (p
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import ClientException, SerializationException
-from litestar.types import Message, Scope, Send
+from litestar.types import BeforeMessageSendHookHandler, Message, Scope, Send
 
 from luffy.settings import Settings
 
@@ -47,7 +46,7 @@ class LuffyRequest(Request[Any, Any, Any]):
             raise
 
 
-def security_headers(settings: Settings) -> Callable[[Message, Scope], Awaitable[None]]:
+def security_headers(settings: Settings) -> BeforeMessageSendHookHandler:
     https = settings.backend_url.startswith("https://")
 
     async def add_headers(message: Message, _scope: Scope) -> None:

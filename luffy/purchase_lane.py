@@ -32,17 +32,17 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Response
 from litestar.connection import ASGIConnection
-from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
+from litestar.middleware._internal.exceptions.middleware import (  # Litestar's own pick (private, pinned by the lock)
+    get_exception_handler,
+)
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.routes import HTTPRoute
 from litestar.serialization import encode_json
 from litestar.status_codes import HTTP_200_OK
 from litestar.types import (
     ASGIApp,
-    ExceptionHandler,
-    ExceptionHandlersMap,
     HTTPRequestEvent,
     Receive,
     ReceiveMessage,
@@ -83,6 +83,8 @@ class PurchaseLane:
         self.max_body_bytes = self.route_handler.resolve_request_max_body_size() or API_MAX_BODY_BYTES
         self.status_code = self.route_handler.status_code
         self.exception_handlers = self.route_handler.resolve_exception_handlers()
+        if get_exception_handler(self.exception_handlers, Exception()) is None:
+            raise RuntimeError(f"POST {PURCHASE_PATH} has no exception handler for every exception")
         self.type_encoders = self.route_handler.resolve_type_encoders()
         self.reply_headers = AppReplyHeaders(litestar)
         self.authentication = app_authentication(litestar, self.route_handler)
@@ -136,7 +138,9 @@ class PurchaseLane:
     async def _error_reply(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
         """As Litestar's exception middleware answers: the handler it picks, the route's type encoders."""
         request = self.litestar.request_class(scope=scope, receive=receive, send=send)
-        response = exception_handler_for(self.exception_handlers, exc)(request, exc)
+        handler = get_exception_handler(self.exception_handlers, exc)
+        assert handler is not None, "checked at start-up: the app handles every exception"
+        response = handler(request, exc)
         asgi_response = response.to_asgi_response(app=None, request=request, type_encoders=self.type_encoders)
         await asgi_response(scope, receive, self.reply_headers.sending(scope, send))
 
@@ -192,17 +196,6 @@ def _authentication_factory(middleware: Any) -> type[AbstractAuthenticationMiddl
     if isinstance(factory, type) and issubclass(factory, AbstractAuthenticationMiddleware):
         return factory
     return None
-
-
-def exception_handler_for(handlers: ExceptionHandlersMap, exc: Exception) -> ExceptionHandler:
-    """The handler Litestar picks for ``exc``: for an ``HTTPException`` the one for its status if
-    any; then the nearest class in its MRO; else the one for status 500."""
-    if isinstance(exc, HTTPException) and exc.status_code in handlers:
-        return handlers[exc.status_code]
-    for cls in type(exc).__mro__:
-        if cls in handlers:
-            return handlers[cls]
-    return handlers[500]
 
 
 def _json_within(scope: Scope, max_body_bytes: int) -> bool:
